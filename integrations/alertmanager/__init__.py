@@ -1,0 +1,1 @@
+"""Alertmanager: the receiver snippet users paste into `alertmanager.yml` (see alertmanager.yml)."""

@@ -1,0 +1,164 @@
+"""Incident endpoints: list, detail, acknowledge, resolve, notes. Thin: parse, call, reply."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from remediator import appkeys
+from remediator.api.auth import requires
+from remediator.api.errors import ApiError, error_response, json_body, validation_details
+from remediator.api.models import (
+    AckRequest,
+    Alert,
+    Incident,
+    IncidentDetail,
+    IncidentPage,
+    NoteRequest,
+    ResolveRequest,
+    TimelineEntry,
+)
+from remediator.appkeys import PRINCIPAL
+from remediator.config import Role
+from remediator.errors import IncidentNotFoundError, InvalidTransitionError
+from remediator.incidents.operations import IncidentOperations
+from remediator.rules import Matcher, MatcherSyntaxError, parse_matcher
+from remediator.store import incidents as store
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_LIMIT = 500
+# A label-matcher filter is applied after the SQL filters; cap how far one page may scan.
+MAX_SCAN = 5000
+
+
+@requires(Role.viewer)
+async def list_incidents(request: web.Request) -> web.Response:
+    query = request.query
+    try:
+        limit = min(int(query.get("limit", "50")), MAX_LIMIT)
+        before = _decode_cursor(query["cursor"]) if "cursor" in query else None
+        matchers = [parse_matcher(text) for text in query.getall("match", [])]
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+    except (ValueError, MatcherSyntaxError) as exc:
+        return error_response(400, f"invalid query: {exc}")
+    rows, next_before = await _page(request, limit, before, matchers)
+    page = IncidentPage(
+        incidents=[Incident.model_validate(row) for row in rows],
+        next_cursor=_encode_cursor(next_before) if next_before is not None else None,
+    )
+    return json_body(page.model_dump(mode="json"))
+
+
+async def _page(
+    request: web.Request, limit: int, before: int | None, matchers: list[Matcher]
+) -> tuple[list[Any], int | None]:
+    query = request.query
+    filters = {
+        "states": query.getall("state", []),
+        "priorities": query.getall("priority", []),
+        "rules": query.getall("rule", []),
+    }
+    # Without label matchers one SQL page is the answer; with them, scan in chunks.
+    chunk = limit if not matchers else max(limit, 200)
+    found: list[Any] = []
+    scanned = 0
+    async with request.app[appkeys.DATABASE].read() as conn:
+        while True:
+            rows = await store.list_incidents(conn, before_id=before, limit=chunk, **filters)
+            for row in rows:
+                scanned += 1
+                before = row.id
+                if all(m.matches(row.labels) for m in matchers):
+                    found.append(row)
+                    if len(found) == limit:
+                        return found, row.id
+            if len(rows) < chunk:
+                return found, None  # no older incidents
+            if scanned >= MAX_SCAN:
+                return found, before  # a short page; the cursor continues the scan
+
+
+@requires(Role.viewer)
+async def get_incident(request: web.Request) -> web.Response:
+    incident_id = _incident_id(request)
+    async with request.app[appkeys.DATABASE].read() as conn:
+        row = await store.get_incident(conn, incident_id)
+        if row is None:
+            return error_response(404, f"incident {incident_id} does not exist")
+        alerts = await store.alerts_of(conn, incident_id)
+        entries = await store.timeline_of(conn, incident_id)
+    detail = IncidentDetail(
+        **Incident.model_validate(row).model_dump(),
+        alerts=[Alert.model_validate(a) for a in alerts],
+        timeline=[TimelineEntry.model_validate(e) for e in entries],
+    )
+    return json_body(detail.model_dump(mode="json"))
+
+
+@requires(Role.operator)
+async def acknowledge(request: web.Request) -> web.Response:
+    body = await _parse(request, AckRequest)
+    return await _operate(request, "acknowledge", body.comment)
+
+
+@requires(Role.operator)
+async def resolve(request: web.Request) -> web.Response:
+    body = await _parse(request, ResolveRequest)
+    return await _operate(request, "resolve", body.reason)
+
+
+@requires(Role.operator)
+async def add_note(request: web.Request) -> web.Response:
+    body = await _parse(request, NoteRequest)
+    return await _operate(request, "add_note", body.text, created=True)
+
+
+async def _operate(
+    request: web.Request, operation: str, text: str | None, *, created: bool = False
+) -> web.Response:
+    incident_id = _incident_id(request)
+    operations = IncidentOperations(request.app[appkeys.DATABASE])
+    try:
+        await getattr(operations, operation)(incident_id, request[PRINCIPAL], text)
+    except IncidentNotFoundError as exc:
+        return error_response(404, str(exc))
+    except InvalidTransitionError as exc:
+        return error_response(409, str(exc))
+    response = await get_incident(request)
+    if created:
+        response.set_status(201)
+    return response
+
+
+async def _parse(request: web.Request, model: type[M]) -> M:
+    raw = await request.read()
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        raise ApiError(400, "invalid request body", validation_details(exc)) from None
+
+
+def _incident_id(request: web.Request) -> int:
+    # The route only matches digits, so this cannot fail.
+    return int(request.match_info["id"])
+
+
+def _encode_cursor(before_id: int) -> str:
+    return base64.urlsafe_b64encode(f"v1:{before_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        version, _, value = text.partition(":")
+        if version != "v1":
+            raise ValueError
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValueError(f"cursor {cursor!r} is not one this API returned") from None

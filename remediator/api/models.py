@@ -1,0 +1,116 @@
+"""The REST API's request and response shapes; the OpenAPI document is generated from them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Incident(_Out):
+    id: int
+    key: str = Field(description="rule name plus the group_by label values")
+    rule: str | None = Field(description="the rule that opened it; null when no rule matched")
+    state: str
+    priority: str
+    base_priority: str = Field(description="priority before any raise for many alerts")
+    title: str
+    labels: dict[str, str] = Field(description="labels common to all the incident's alerts")
+    annotations: dict[str, str]
+    runbook: str | None
+    alert_count: int
+    firing_count: int
+    opened_at: datetime
+    updated_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_reason: str | None
+    ack_due_at: datetime
+    resolve_due_at: datetime
+    previous_incident_id: int | None = Field(description="the recent incident this one recurs")
+    recurrence_count: int
+
+
+class Alert(_Out):
+    fingerprint: str
+    status: str
+    starts_at: datetime
+    ends_at: datetime | None
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    generator_url: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+class TimelineEntry(_Out):
+    id: int
+    at: datetime
+    actor_type: str = Field(description="system, rule or user")
+    actor: str
+    kind: str
+    from_state: str | None
+    to_state: str | None
+    message: str
+    data: dict[str, Any] | None
+
+
+class IncidentDetail(Incident):
+    alerts: list[Alert]
+    timeline: list[TimelineEntry]
+
+
+class IncidentPage(BaseModel):
+    incidents: list[Incident]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next, older page")
+
+
+class AckRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    comment: str | None = Field(None, max_length=4000)
+
+
+class ResolveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(None, max_length=4000)
+
+
+class NoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=20000)
+
+
+class RuleSummary(BaseModel):
+    name: str
+    match: list[str]
+    on: str
+    group_by: list[str] | None
+    priority: str | None
+    actions: list[str] = Field(description="action types, in order")
+    runbook: str | None
+    continue_: bool = Field(alias="continue")
+    source: str = Field(description="file:line where the rule is defined")
+
+
+class RuleList(BaseModel):
+    rules: list[RuleSummary]
+    files: list[str]
+    last_reload_ok: bool
+    problems: list[str] = Field(description="why the last reload failed, if it did")
+
+
+class ReloadResult(BaseModel):
+    ok: bool
+    rules: int
+    problems: list[str]
+
+
+class Error(BaseModel):
+    error: str
+    details: list[dict[str, str]] | None = None

@@ -1,0 +1,184 @@
+"""The OpenAPI 3.1 document at /api/v1/openapi.json, built from the API's pydantic models."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from remediator import __version__
+from remediator.api import models
+from remediator.api.errors import json_body
+from remediator.intake.model import WebhookBody
+
+_REF = "#/components/schemas/{model}"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF.format(model=name)}
+
+
+def _json(name: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+_ERRORS = {
+    "400": _json("Error", "invalid input; `details` names each field path"),
+    "401": _json("Error", "no or wrong bearer token"),
+    "403": _json("Error", "the token's role is too low"),
+}
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+
+
+def _operation(summary: str, role: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "description": f"Needs role `{role}` or higher when API tokens are configured.",
+        "responses": {**responses, **_ERRORS},
+        **extra,
+    }
+
+
+def _body(name: str, required: bool = False) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _paths() -> dict[str, Any]:
+    list_params = [
+        {
+            "name": n,
+            "in": "query",
+            "schema": {"type": "array", "items": {"type": "string"}},
+            "style": "form",
+            "explode": True,
+            "description": d,
+        }
+        for n, d in (
+            ("state", "keep incidents in any of these states"),
+            ("priority", "keep incidents of any of these priorities (P1..P4)"),
+            ("rule", "keep incidents opened by any of these rules"),
+            ("match", 'Alertmanager label matchers on common labels, e.g. service="checkout"'),
+        )
+    ] + [
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+        },
+        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+    ]
+    not_found = _json("Error", "no such incident")
+    conflict = _json("Error", "the incident's state does not allow this")
+    detail = _json("IncidentDetail", "the incident after the change")
+    return {
+        "/api/v1/webhooks/alertmanager": {
+            "post": {
+                "summary": "Alertmanager webhook receiver (version 4)",
+                "requestBody": _body("WebhookBody", required=True),
+                "responses": {
+                    "200": {"description": "every alert stored and processed"},
+                    "400": _json("Error", "not a valid webhook body; Alertmanager will not retry"),
+                    "401": _json("Error", "webhook credentials missing or wrong"),
+                    "413": _json("Error", "body larger than intake.max_body_bytes"),
+                    "415": _json("Error", "content type is not application/json"),
+                    "503": _json("Error", "storage failed; Alertmanager retries"),
+                },
+            }
+        },
+        "/api/v1/incidents": {
+            "get": _operation(
+                "List incidents, newest first",
+                "viewer",
+                {"200": _json("IncidentPage", "one page")},
+                parameters=list_params,
+            )
+        },
+        "/api/v1/incidents/{id}": {
+            "get": _operation(
+                "An incident with its alerts and timeline",
+                "viewer",
+                {"200": _json("IncidentDetail", "the incident"), "404": not_found},
+                parameters=[_ID],
+            )
+        },
+        "/api/v1/incidents/{id}/ack": {
+            "post": _operation(
+                "Acknowledge",
+                "operator",
+                {"200": detail, "404": not_found, "409": conflict},
+                parameters=[_ID],
+                requestBody=_body("AckRequest"),
+            )
+        },
+        "/api/v1/incidents/{id}/resolve": {
+            "post": _operation(
+                "Resolve by hand",
+                "operator",
+                {"200": detail, "404": not_found, "409": conflict},
+                parameters=[_ID],
+                requestBody=_body("ResolveRequest"),
+            )
+        },
+        "/api/v1/incidents/{id}/notes": {
+            "post": _operation(
+                "Add a note to the timeline",
+                "operator",
+                {"201": detail, "404": not_found},
+                parameters=[_ID],
+                requestBody=_body("NoteRequest", required=True),
+            )
+        },
+        "/api/v1/rules": {
+            "get": _operation("Rules in force", "viewer", {"200": _json("RuleList", "the rules")})
+        },
+        "/-/reload": {
+            "post": _operation(
+                "Reload rule files; a bad file keeps the old rules",
+                "admin",
+                {
+                    "200": _json("ReloadResult", "reloaded"),
+                    "400": _json("ReloadResult", "rejected; old rules kept"),
+                },
+            )
+        },
+    }
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    schema_models: list[type[BaseModel]] = [
+        models.Incident,
+        models.IncidentDetail,
+        models.IncidentPage,
+        models.AckRequest,
+        models.ResolveRequest,
+        models.NoteRequest,
+        models.RuleList,
+        models.ReloadResult,
+        models.Error,
+        WebhookBody,
+    ]
+    _, definitions = models_json_schema(
+        [(m, "validation") for m in schema_models], ref_template=_REF
+    )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "remediator",
+            "version": __version__,
+            "description": "Alert intake, incidents and rules of remediator.",
+        },
+        "components": {
+            "schemas": definitions["$defs"],
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": _paths(),
+    }
+
+
+async def openapi_json(_request: web.Request) -> web.Response:
+    return json_body(openapi_document())

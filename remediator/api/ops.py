@@ -1,0 +1,65 @@
+"""Operational endpoints: /healthz, /readyz, /metrics and /-/reload."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
+
+from remediator import appkeys
+from remediator.api.auth import requires
+from remediator.api.errors import error_response, json_body
+from remediator.api.models import ReloadResult
+from remediator.config import Role
+from remediator.store import incidents as store
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    """The process is up and serving; says nothing about its dependencies."""
+    return json_body({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready to take alerts: the database answers and rules are loaded."""
+    problems = []
+    try:
+        await request.app[appkeys.DATABASE].ping()
+    except (SQLAlchemyError, OSError) as exc:
+        problems.append(f"database unreachable: {exc.__class__.__name__}")
+    if not request.app[appkeys.RULES].current.files:
+        problems.append("no rules loaded")
+    if problems:
+        return error_response(503, "not ready", [{"path": "", "message": p} for p in problems])
+    return json_body({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry_metrics = request.app[appkeys.METRICS]
+    try:
+        async with request.app[appkeys.DATABASE].read() as conn:
+            counts = await store.count_unresolved(conn)
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("metrics: could not count open incidents: %s", exc)
+    else:
+        # Read from the database so every replica reports the same, complete number.
+        registry_metrics.incidents_open.clear()
+        for state, priority, count in counts:
+            registry_metrics.incidents_open.labels(state, priority).set(count)
+    body = generate_latest(registry_metrics.registry)
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+@requires(Role.admin)
+async def reload(request: web.Request) -> web.Response:
+    """Reload rule files, as Prometheus' /-/reload does; a bad file keeps the old rules."""
+    outcome = request.app[appkeys.RULES].reload()
+    body = ReloadResult(
+        ok=outcome.ok, rules=outcome.rules, problems=[str(p) for p in outcome.problems]
+    )
+    return json_body(body.model_dump(mode="json"), status=200 if outcome.ok else 400)

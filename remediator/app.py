@@ -1,0 +1,102 @@
+"""`create_app(config)`: routes, middlewares and every long-lived resource.
+
+Each resource is a `cleanup_ctx` that starts it and, on shutdown, closes what it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from remediator import appkeys
+from remediator.api import incidents, ops, rules
+from remediator.api.auth import Authenticator, auth_middleware
+from remediator.api.errors import error_middleware
+from remediator.api.openapi import openapi_json
+from remediator.config import Config
+from remediator.errors import RuleLoadError
+from remediator.incidents.ingest import IncidentIntake
+from remediator.intake.handler import alertmanager_webhook
+from remediator.metrics import Metrics
+from remediator.rules.active import ActiveRules
+from remediator.store import migrate
+from remediator.store.database import Database
+
+log = logging.getLogger(__name__)
+
+# aiohttp's own limit applies before any handler; leave room above the configured one so
+# the intake handler can answer 413 with a JSON body that names the setting.
+_BODY_LIMIT_HEADROOM = 1024
+
+
+def create_app(
+    config: Config,
+    *,
+    metrics: Metrics | None = None,
+    handle_sighup: bool = False,
+    migrate_on_start: bool = True,
+) -> web.Application:
+    """Build the service. Rules and the database are opened when the app starts."""
+    app = web.Application(
+        client_max_size=config.intake.max_body_bytes + _BODY_LIMIT_HEADROOM,
+        middlewares=[error_middleware, auth_middleware(Authenticator(config))],
+    )
+    app[appkeys.CONFIG] = config
+    app[appkeys.METRICS] = metrics or Metrics()
+    app[appkeys.RULES] = ActiveRules(config.rules, config.base_dir, app[appkeys.METRICS])
+    app.cleanup_ctx.append(_database(migrate_on_start))
+    app.cleanup_ctx.append(_rules(handle_sighup))
+    _routes(app)
+    return app
+
+
+def _routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/webhooks/alertmanager", alertmanager_webhook)
+    app.router.add_get("/api/v1/incidents", incidents.list_incidents)
+    app.router.add_get(r"/api/v1/incidents/{id:\d+}", incidents.get_incident)
+    app.router.add_post(r"/api/v1/incidents/{id:\d+}/ack", incidents.acknowledge)
+    app.router.add_post(r"/api/v1/incidents/{id:\d+}/resolve", incidents.resolve)
+    app.router.add_post(r"/api/v1/incidents/{id:\d+}/notes", incidents.add_note)
+    app.router.add_get("/api/v1/rules", rules.list_rules)
+    app.router.add_get("/api/v1/openapi.json", openapi_json)
+    app.router.add_post("/-/reload", ops.reload)
+    app.router.add_get("/healthz", ops.healthz)
+    app.router.add_get("/readyz", ops.readyz)
+    app.router.add_get("/metrics", ops.metrics)
+
+
+def _database(
+    migrate_on_start: bool,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        config = app[appkeys.CONFIG]
+        db = Database(config.database_url)
+        if migrate_on_start:
+            await migrate.upgrade(db)
+        app[appkeys.DATABASE] = db
+        app[appkeys.INTAKE] = IncidentIntake(db, lambda: app[appkeys.RULES].current, config)
+        yield
+        await db.dispose()
+
+    return ctx
+
+
+def _rules(handle_sighup: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        active = app[appkeys.RULES]
+        outcome = active.reload()
+        if not outcome.ok:
+            # Like Prometheus: refuse to start on bad rules rather than run without them.
+            raise RuleLoadError(list(outcome.problems))
+        loop = asyncio.get_running_loop()
+        if handle_sighup:
+            loop.add_signal_handler(signal.SIGHUP, active.reload)
+        yield
+        if handle_sighup:
+            loop.remove_signal_handler(signal.SIGHUP)
+
+    return ctx

@@ -1,0 +1,21 @@
+"""Typed application state: every shared object of the app, behind one `web.AppKey`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from remediator.config import Config
+from remediator.incidents.ingest import IncidentIntake
+from remediator.metrics import Metrics
+from remediator.rules.active import ActiveRules
+from remediator.store.database import Database
+
+CONFIG = web.AppKey("config", Config)
+METRICS = web.AppKey("metrics", Metrics)
+DATABASE = web.AppKey("database", Database)
+RULES = web.AppKey("rules", ActiveRules)
+INTAKE = web.AppKey("intake", IncidentIntake)
+
+# Per-request state.
+PRINCIPAL = web.RequestKey("principal", str)
+"""Who made the request: the API token's name, or "anonymous" when auth is off."""

@@ -1,0 +1,518 @@
+"""From alert deliveries to incidents, in the same transaction that stores the deliveries.
+
+One webhook is one transaction: store what is new, match it against the rules, open or
+attach to incidents by key, resolve what the source resolved, raise priorities, link
+recurrences, write the timeline. Either all of that commits before Alertmanager hears
+2xx, or none of it does and Alertmanager retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from remediator.config import Config
+from remediator.incidents.priority import Priority, priority_for
+from remediator.incidents.sla import due_times
+from remediator.incidents.states import IncidentState, check_transition
+from remediator.incidents.timeline import Actor, TimelineEntry
+from remediator.intake.model import AlertEvent
+from remediator.rules import CompiledRule, RuleSet, Template, TemplateError, render_context
+from remediator.store import alerts as alert_store
+from remediator.store import incidents as store
+from remediator.store.database import Database
+
+log = logging.getLogger(__name__)
+
+UNMATCHED_PREFIX = "unmatched"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """What one webhook changed; the handler turns this into metrics."""
+
+    received: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    stale: int = 0
+    opened: Counter[str] = field(default_factory=Counter)
+    rule_matches: Counter[str] = field(default_factory=Counter)
+    resolved_incidents: int = 0
+
+
+class _Known(NamedTuple):
+    """An alert's last known state inside one incident."""
+
+    status: str
+    starts_at: datetime
+
+
+@dataclass(slots=True)
+class _Incident:
+    """An incident as this transaction sees it, with the changes it will write back."""
+
+    id: int
+    key: str
+    rule: str | None
+    state: str
+    priority: Priority
+    base_priority: Priority
+    labels: dict[str, str]
+    opened_at: datetime
+    created_now: bool = False
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    def context(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "key": self.key,
+            "rule": self.rule,
+            "state": self.state,
+            "priority": self.priority.value,
+        }
+
+
+class IncidentIntake:
+    """Applies batches of alert events to incidents; safe to call concurrently."""
+
+    def __init__(
+        self,
+        db: Database,
+        rules: Callable[[], RuleSet],
+        config: Config,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._db = db
+        self._rules = rules
+        self._config = config
+        self._clock = clock
+
+    async def ingest(self, events: Sequence[AlertEvent]) -> IngestResult:
+        """Commit the events and their effects; raise if the database refused them."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_is_transient_conflict),
+            stop=stop_after_attempt(5),
+            wait=wait_random_exponential(multiplier=0.005, max=0.2),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                async with self._db.write() as conn:
+                    batch = _Batch(conn, self._rules(), self._config, self._clock())
+                    return await batch.run(events)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+
+def _is_transient_conflict(exc: BaseException) -> bool:
+    """Conflicts another writer caused; the whole transaction is simply tried again."""
+    if isinstance(exc, IntegrityError):
+        return True  # two replicas opened the same incident key at once
+    if isinstance(exc, DBAPIError):
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return code in {"40001", "40P01"}  # serialization failure, deadlock
+    return False
+
+
+class _Batch:
+    """The work of one transaction. Short-lived: build, run once, discard."""
+
+    def __init__(self, conn: AsyncConnection, rules: RuleSet, config: Config, now: datetime):
+        self.conn = conn
+        self.rules = rules
+        self.config = config
+        self.now = now
+        self.result = IngestResult()
+        self.incidents: dict[int, _Incident] = {}
+        self.timeline: list[TimelineEntry] = []
+
+    async def run(self, events: Sequence[AlertEvent]) -> IngestResult:
+        self.result.received.update(event.status for event in events)
+        new = await alert_store.insert_new(self.conn, events, self.now)
+        self.result.duplicates = len(events) - len(new)
+        if new:
+            firing = await self._drop_superseded_firing([e for e in new if e.status == "firing"])
+            await self._apply_firing(firing)
+            await self._apply_resolved([e for e in new if e.status == "resolved"])
+            await self._settle()
+        return self.result
+
+    async def _drop_superseded_firing(self, events: list[AlertEvent]) -> list[AlertEvent]:
+        """A firing delivery that arrives after the same occurrence resolved is stale."""
+        done = await alert_store.resolved_occurrences(
+            self.conn, [(e.fingerprint, e.starts_at) for e in events]
+        )
+        fresh = [e for e in events if (e.fingerprint, e.starts_at) not in done]
+        self.result.stale += len(events) - len(fresh)
+        return fresh
+
+    # -- firing -----------------------------------------------------------------------
+
+    async def _apply_firing(self, events: list[AlertEvent]) -> None:
+        plans: dict[str, list[tuple[CompiledRule | None, AlertEvent]]] = {}
+        for event in events:
+            matched = self.rules.match(event.labels, "firing")
+            for rule in matched:
+                self.result.rule_matches[rule.name] += 1
+                key = rule.incident_key(event.fingerprint, event.labels)
+                plans.setdefault(key, []).append((rule, event))
+            if not matched:
+                key = f"{UNMATCHED_PREFIX}/fingerprint={event.fingerprint}"
+                plans.setdefault(key, []).append((None, event))
+        if not plans:
+            return
+        by_key = await self._open_or_create(plans)
+        attached = await store.alerts_in_open_incidents(self.conn, {e.fingerprint for e in events})
+        known = {(r.incident_id, r.fingerprint): _Known(r.status, r.starts_at) for r in attached}
+        rows: list[dict[str, Any]] = []
+        for key, plan in plans.items():
+            incident = by_key[key]
+            for matched_rule, event in plan:
+                previous = known.get((incident.id, event.fingerprint))
+                row = self._attach(incident, matched_rule, event, previous)
+                if row is not None:
+                    known[(incident.id, event.fingerprint)] = _Known("firing", event.starts_at)
+                    rows.append(row)
+        await store.upsert_incident_alerts(self.conn, rows)
+
+    async def _open_or_create(
+        self, plans: dict[str, list[tuple[CompiledRule | None, AlertEvent]]]
+    ) -> dict[str, _Incident]:
+        existing = await store.open_by_keys(self.conn, plans)
+        by_key = {key: self._track(row) for key, row in existing.items()}
+        missing = [key for key in plans if key not in existing]
+        if missing:
+            by_key.update(await self._create(missing, plans))
+        return by_key
+
+    def _track(self, row: Any) -> _Incident:
+        incident = self.incidents.get(row.id)
+        if incident is None:
+            incident = _Incident(
+                id=row.id,
+                key=row.key,
+                rule=row.rule,
+                state=row.state,
+                priority=Priority(row.priority),
+                base_priority=Priority(row.base_priority),
+                labels=dict(row.labels),
+                opened_at=row.opened_at,
+            )
+            self.incidents[row.id] = incident
+        return incident
+
+    async def _create(
+        self, keys: list[str], plans: dict[str, list[tuple[CompiledRule | None, AlertEvent]]]
+    ) -> dict[str, _Incident]:
+        window = self.config.incidents.recurrence_window
+        previous = await store.last_resolved_since(self.conn, keys, self.now - window)
+        prio = self.config.priorities
+        rows: list[dict[str, Any]] = []
+        notes: list[tuple[CompiledRule | None, AlertEvent, str | None, Any]] = []
+        for key in keys:
+            rule, first = plans[key][0]
+            priority = priority_for(
+                rule.priority if rule else None, first.labels, prio.severity_map, prio.default
+            )
+            ack_due, resolve_due = due_times(prio.sla, priority, self.now)
+            title, title_error = _title(rule, first, key, priority)
+            before = previous.get(key)
+            rows.append(
+                {
+                    "key": key,
+                    "rule": rule.name if rule else None,
+                    "state": IncidentState.open.value,
+                    "priority": priority.value,
+                    "base_priority": priority.value,
+                    "title": title,
+                    "labels": first.labels,
+                    "annotations": first.annotations,
+                    "runbook": rule.runbook if rule else None,
+                    "alert_count": 0,
+                    "firing_count": 0,
+                    "opened_at": self.now,
+                    "updated_at": self.now,
+                    "ack_due_at": ack_due,
+                    "resolve_due_at": resolve_due,
+                    "previous_incident_id": before.id if before else None,
+                    "recurrence_count": before.recurrence_count + 1 if before else 0,
+                }
+            )
+            notes.append((rule, first, title_error, before))
+        ids = await store.insert_incidents(self.conn, rows)
+        created = {}
+        for incident_id, row, (rule, first, title_error, before) in zip(
+            ids, rows, notes, strict=True
+        ):
+            incident = _Incident(
+                id=incident_id,
+                key=row["key"],
+                rule=row["rule"],
+                state=row["state"],
+                priority=Priority(row["priority"]),
+                base_priority=Priority(row["priority"]),
+                labels=dict(first.labels),
+                opened_at=self.now,
+                created_now=True,
+            )
+            self.incidents[incident_id] = incident
+            created[row["key"]] = incident
+            self._record_opening(incident, rule, first, title_error, before)
+        return created
+
+    def _record_opening(
+        self,
+        incident: _Incident,
+        rule: CompiledRule | None,
+        first: AlertEvent,
+        title_error: str | None,
+        before: Any,
+    ) -> None:
+        alertname = first.labels.get("alertname", first.fingerprint)
+        if rule is None:
+            actor, why = Actor.system(), f"no rule matched alert {alertname}; kept for a human"
+        else:
+            actor, why = Actor.rule(rule.name), f"rule {rule.name} matched alert {alertname}"
+        self._note(
+            incident,
+            actor,
+            "opened",
+            f"opened at {incident.priority}: {why}",
+            to_state=IncidentState.open.value,
+        )
+        self.result.opened[incident.priority.value] += 1
+        if title_error:
+            self._note(incident, actor, "template_error", f"title template failed: {title_error}")
+        if before is not None:
+            self._note(
+                incident,
+                Actor.system(),
+                "recurrence",
+                f"recurs incident {before.id} (occurrence {before.recurrence_count + 2} "
+                f"within {self.config.incidents.recurrence_window})",
+                data={"previous_incident_id": before.id},
+            )
+
+    def _attach(
+        self,
+        incident: _Incident,
+        rule: CompiledRule | None,
+        event: AlertEvent,
+        known: _Known | None,
+    ) -> dict[str, Any] | None:
+        """Row to upsert for this alert in this incident, or None when the event is stale."""
+        name = event.labels.get("alertname", event.fingerprint)
+        if known is not None and event.starts_at < known.starts_at:
+            self.result.stale += 1  # an older occurrence delivered late
+            return None
+        # The first alert of an incident opened in this batch is told of by "opened".
+        first_of_new = incident.created_now and "touched" not in incident.changes
+        if known is None:
+            if not first_of_new:
+                self._note(
+                    incident,
+                    Actor.system(),
+                    "alert_attached",
+                    f"alert {name} ({event.fingerprint}) attached",
+                )
+        elif known.status == "resolved":
+            self._note(
+                incident,
+                Actor.system(),
+                "alert_firing",
+                f"alert {name} ({event.fingerprint}) is firing again",
+            )
+        common = {k: v for k, v in incident.labels.items() if event.labels.get(k) == v}
+        if common != incident.labels:
+            incident.labels = common
+            incident.changes["labels"] = common
+        incident.changes.setdefault("touched", True)
+        if rule is not None:
+            self._run_log_actions(rule, event, incident)
+        return {
+            "incident_id": incident.id,
+            "fingerprint": event.fingerprint,
+            "status": "firing",
+            "starts_at": event.starts_at,
+            "ends_at": event.ends_at,
+            "labels": event.labels,
+            "annotations": event.annotations,
+            "generator_url": event.generator_url,
+            "first_seen_at": self.now,
+            "last_seen_at": self.now,
+        }
+
+    # -- resolved ---------------------------------------------------------------------
+
+    async def _apply_resolved(self, events: list[AlertEvent]) -> None:
+        if not events:
+            return
+        for event in events:
+            for rule in self.rules.match(event.labels, "resolved"):
+                self.result.rule_matches[rule.name] += 1
+        attached = await store.alerts_in_open_incidents(self.conn, {e.fingerprint for e in events})
+        by_fp: dict[str, list[Any]] = {}
+        for row in attached:
+            by_fp.setdefault(row.fingerprint, []).append(row)
+        rows = await store.incidents_by_ids(self.conn, {r.incident_id for r in attached})
+        updates = []
+        for event in events:
+            for known in by_fp.get(event.fingerprint, []):
+                if event.starts_at < known.starts_at:
+                    self.result.stale += 1
+                    continue
+                incident = self._track(rows[known.incident_id])
+                updates.append(self._resolve_alert(incident, event))
+        await store.mark_alerts_resolved(self.conn, updates)
+
+    def _resolve_alert(self, incident: _Incident, event: AlertEvent) -> dict[str, Any]:
+        name = event.labels.get("alertname", event.fingerprint)
+        self._note(
+            incident,
+            Actor.system(),
+            "alert_resolved",
+            f"alert {name} ({event.fingerprint}) resolved at source",
+        )
+        incident.changes.setdefault("touched", True)
+        for rule in self.rules.match(event.labels, "resolved"):
+            self._run_log_actions(rule, event, incident)
+        return {
+            "incident_id": incident.id,
+            "fingerprint": event.fingerprint,
+            "ends_at": event.ends_at or self.now,
+            "last_seen_at": self.now,
+        }
+
+    # -- actions available in this version ---------------------------------------------
+
+    def _run_log_actions(self, rule: CompiledRule, event: AlertEvent, incident: _Incident) -> None:
+        for action in rule.actions:
+            if action.type != "log":
+                continue
+            context = render_context(
+                event.labels, event.annotations, _alert_context(event), incident.context()
+            )
+            template = action.params["message"]
+            try:
+                message = template.render(context)
+            except TemplateError as exc:
+                self._note(
+                    incident,
+                    Actor.rule(rule.name),
+                    "template_error",
+                    f"log action message failed: {exc}",
+                )
+                continue
+            level = logging.getLevelNamesMapping()[str(action.params.get("level", "info")).upper()]
+            log.log(level, "rule %s incident %s: %s", rule.name, incident.id, message)
+            self._note(incident, Actor.rule(rule.name), "log", message)
+
+    # -- counts, priority, resolution, write-back ------------------------------------------
+
+    async def _settle(self) -> None:
+        touched = [i for i in self.incidents.values() if i.changes]
+        counts = await store.alert_counts(self.conn, (i.id for i in touched))
+        for incident in touched:
+            total, firing = counts.get(incident.id, (0, 0))
+            values = {k: v for k, v in incident.changes.items() if k != "touched"}
+            values.update(alert_count=total, firing_count=firing, updated_at=self.now)
+            values.update(self._maybe_raise(incident, total))
+            values.update(self._maybe_resolve(incident, total, firing))
+            await store.update_incident(self.conn, incident.id, values)
+        await store.append_timeline(self.conn, self.timeline)
+
+    def _maybe_raise(self, incident: _Incident, total: int) -> dict[str, Any]:
+        threshold = self.config.priorities.raise_after_alerts
+        raised = incident.base_priority.raised()
+        if (
+            total < threshold
+            or incident.priority != incident.base_priority
+            or raised == incident.priority
+        ):
+            return {}
+        self._note(
+            incident,
+            Actor.system(),
+            "priority_raised",
+            f"priority raised {incident.priority} → {raised}: {total} alerts "
+            f"(threshold {threshold})",
+        )
+        if incident.created_now:
+            self.result.opened[incident.priority.value] -= 1
+            self.result.opened[raised.value] += 1
+        incident.priority = raised
+        ack_due, resolve_due = due_times(self.config.priorities.sla, raised, incident.opened_at)
+        return {"priority": raised.value, "ack_due_at": ack_due, "resolve_due_at": resolve_due}
+
+    def _maybe_resolve(self, incident: _Incident, total: int, firing: int) -> dict[str, Any]:
+        if firing > 0 or total == 0 or incident.state == IncidentState.resolved:
+            return {}
+        check_transition(incident.id, incident.state, IncidentState.resolved)
+        reason = f"source resolved: all {total} alert(s) resolved"
+        self._note(
+            incident,
+            Actor.system(),
+            "state_changed",
+            reason,
+            from_state=incident.state,
+            to_state=IncidentState.resolved.value,
+        )
+        incident.state = IncidentState.resolved.value
+        self.result.resolved_incidents += 1
+        return {"state": incident.state, "resolved_at": self.now, "resolved_reason": reason}
+
+    def _note(
+        self,
+        incident: _Incident,
+        actor: Actor,
+        kind: str,
+        message: str,
+        *,
+        from_state: str | None = None,
+        to_state: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.timeline.append(
+            TimelineEntry(incident.id, self.now, actor, kind, message, from_state, to_state, data)
+        )
+
+
+def _alert_context(event: AlertEvent) -> dict[str, Any]:
+    return {
+        "fingerprint": event.fingerprint,
+        "status": event.status,
+        "starts_at": event.starts_at.isoformat(),
+        "ends_at": event.ends_at.isoformat() if event.ends_at else None,
+        "generator_url": event.generator_url,
+    }
+
+
+def _title(
+    rule: CompiledRule | None, event: AlertEvent, key: str, priority: Priority
+) -> tuple[str, str | None]:
+    """The incident's title and, if the rule's title template failed, why."""
+    fallback = event.annotations.get("summary") or event.labels.get("alertname") or key
+    template: Template | None = rule.title if rule else None
+    if template is None:
+        return fallback, None
+    incident = {"key": key, "rule": rule.name if rule else None, "priority": priority.value}
+    context = render_context(event.labels, event.annotations, _alert_context(event), incident)
+    try:
+        return template.render(context), None
+    except TemplateError as exc:
+        return fallback, str(exc)

@@ -1,0 +1,110 @@
+"""What a human does to an incident: acknowledge, resolve, add a note.
+
+Each is one transaction that checks the state machine and appends to the timeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from remediator.errors import IncidentNotFoundError
+from remediator.incidents.ingest import utcnow
+from remediator.incidents.states import IncidentState, check_transition
+from remediator.incidents.timeline import Actor, TimelineEntry
+from remediator.store import incidents as store
+from remediator.store.database import Database
+
+
+class IncidentOperations:
+    """Human actions on incidents, each recorded with the user who took it."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def acknowledge(self, incident_id: int, user: str, comment: str | None) -> None:
+        now = self._clock()
+        async with self._db.write() as conn:
+            row = await _locked(conn, incident_id)
+            check_transition(incident_id, row.state, IncidentState.acknowledged)
+            await store.update_incident(
+                conn,
+                incident_id,
+                {
+                    "state": IncidentState.acknowledged.value,
+                    "acknowledged_at": now,
+                    "acknowledged_by": user,
+                    "updated_at": now,
+                },
+            )
+            message = f"acknowledged by {user}" + (f": {comment}" if comment else "")
+            await _append(
+                conn,
+                incident_id,
+                now,
+                user,
+                "state_changed",
+                message,
+                row.state,
+                IncidentState.acknowledged.value,
+            )
+
+    async def resolve(self, incident_id: int, user: str, reason: str | None) -> None:
+        now = self._clock()
+        async with self._db.write() as conn:
+            row = await _locked(conn, incident_id)
+            check_transition(incident_id, row.state, IncidentState.resolved)
+            why = f"resolved by {user}" + (f": {reason}" if reason else "")
+            await store.update_incident(
+                conn,
+                incident_id,
+                {
+                    "state": IncidentState.resolved.value,
+                    "resolved_at": now,
+                    "resolved_reason": why,
+                    "updated_at": now,
+                },
+            )
+            await _append(
+                conn,
+                incident_id,
+                now,
+                user,
+                "state_changed",
+                why,
+                row.state,
+                IncidentState.resolved.value,
+            )
+
+    async def add_note(self, incident_id: int, user: str, text: str) -> None:
+        now = self._clock()
+        async with self._db.write() as conn:
+            await _locked(conn, incident_id)
+            await _append(conn, incident_id, now, user, "note", text, None, None)
+            await store.update_incident(conn, incident_id, {"updated_at": now})
+
+
+async def _locked(conn: AsyncConnection, incident_id: int) -> Row[Any]:
+    row = await store.get_incident(conn, incident_id, lock=True)
+    if row is None:
+        raise IncidentNotFoundError(incident_id)
+    return row
+
+
+async def _append(
+    conn: AsyncConnection,
+    incident_id: int,
+    at: datetime,
+    user: str,
+    kind: str,
+    message: str,
+    from_state: str | None,
+    to_state: str | None,
+) -> None:
+    entry = TimelineEntry(incident_id, at, Actor.user(user), kind, message, from_state, to_state)
+    await store.append_timeline(conn, [entry])

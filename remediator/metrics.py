@@ -1,0 +1,74 @@
+"""Every Prometheus metric remediator exports, defined once.
+
+Each app gets its own `CollectorRegistry`, so tests (and several apps in one process)
+never share counters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    """The service's metrics, registered on one registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.alerts_received = Counter(
+            "remediator_alerts_received_total",
+            "Alerts received from Alertmanager, by the alert's own status.",
+            ["status"],
+            registry=r,
+        )
+        self.alerts_duplicate = Counter(
+            "remediator_alerts_duplicate_total",
+            "Alerts received again with an already stored (fingerprint, startsAt, status).",
+            registry=r,
+        )
+        self.alerts_stale = Counter(
+            "remediator_alerts_stale_total",
+            "Alerts ignored because a newer state of the same alert was already stored.",
+            registry=r,
+        )
+        self.webhook_requests = Counter(
+            "remediator_webhook_requests_total",
+            "Webhook requests by HTTP response code.",
+            ["code"],
+            registry=r,
+        )
+        self.webhook_duration = Histogram(
+            "remediator_webhook_request_duration_seconds",
+            "Time to validate, store and process one webhook request.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.incidents_opened = Counter(
+            "remediator_incidents_opened_total",
+            "Incidents opened, by priority.",
+            ["priority"],
+            registry=r,
+        )
+        self.incidents_open = Gauge(
+            "remediator_incidents_open",
+            "Unresolved incidents, by state and priority (read from the database at scrape).",
+            ["state", "priority"],
+            registry=r,
+        )
+        self.rule_matches = Counter(
+            "remediator_rule_matches_total",
+            "Alerts matched, by rule.",
+            ["rule"],
+            registry=r,
+        )
+        self.rules_loaded = Gauge("remediator_rules_loaded", "Rules currently active.", registry=r)
+        self.rules_last_reload_success = Gauge(
+            "remediator_rules_last_reload_success",
+            "Whether the last rule reload succeeded (1) or kept the old rules (0).",
+            registry=r,
+        )
+        self.rules_last_reload_timestamp = Gauge(
+            "remediator_rules_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful rule reload.",
+            registry=r,
+        )

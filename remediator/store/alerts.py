@@ -1,0 +1,65 @@
+"""Queries over stored alert deliveries (`alert_events`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from remediator.intake.model import AlertEvent
+from remediator.store.dialect import upsert
+from remediator.store.schema import alert_events
+
+Identity = tuple[str, datetime, str]
+
+
+async def insert_new(
+    conn: AsyncConnection, events: Sequence[AlertEvent], received_at: datetime
+) -> list[AlertEvent]:
+    """Store every delivery not seen before; return those, in the order given."""
+    unique: dict[Identity, AlertEvent] = {}
+    for event in events:
+        unique.setdefault(event.identity, event)
+    if not unique:
+        return []
+    stmt = (
+        upsert(conn, alert_events)
+        .on_conflict_do_nothing(index_elements=["fingerprint", "starts_at", "status"])
+        .returning(alert_events.c.fingerprint, alert_events.c.starts_at, alert_events.c.status)
+    )
+    rows = [_row(event, received_at) for event in unique.values()]
+    result = await conn.execute(stmt, rows)
+    inserted = {(r.fingerprint, r.starts_at, r.status) for r in result}
+    return [event for identity, event in unique.items() if identity in inserted]
+
+
+async def resolved_occurrences(
+    conn: AsyncConnection, occurrences: Sequence[tuple[str, datetime]]
+) -> set[tuple[str, datetime]]:
+    """Which (fingerprint, startsAt) already have a resolved delivery stored."""
+    if not occurrences:
+        return set()
+    stmt = select(alert_events.c.fingerprint, alert_events.c.starts_at).where(
+        alert_events.c.status == "resolved",
+        tuple_(alert_events.c.fingerprint, alert_events.c.starts_at).in_(list(occurrences)),
+    )
+    return {(r.fingerprint, r.starts_at) for r in await conn.execute(stmt)}
+
+
+def _row(event: AlertEvent, received_at: datetime) -> dict[str, Any]:
+    return {
+        "fingerprint": event.fingerprint,
+        "status": event.status,
+        "starts_at": event.starts_at,
+        "ends_at": event.ends_at,
+        "labels": event.labels,
+        "annotations": event.annotations,
+        "generator_url": event.generator_url,
+        "receiver": event.receiver,
+        "group_key": event.group_key,
+        "external_url": event.external_url,
+        "received_at": received_at,
+    }

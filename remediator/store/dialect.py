@@ -1,0 +1,16 @@
+"""The few statements whose spelling differs between SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+def upsert(conn: AsyncConnection, table: Table) -> Any:
+    """An INSERT that supports `on_conflict_do_nothing/do_update` on this connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

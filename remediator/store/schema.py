@@ -1,0 +1,121 @@
+"""Every table remediator keeps, defined once for SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+from remediator.store.types import UtcDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Timestamp = UtcDateTime()
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("starts_at", Timestamp, nullable=False),
+    Column("ends_at", Timestamp),
+    Column("labels", JSON, nullable=False),
+    Column("annotations", JSON, nullable=False),
+    Column("generator_url", Text, nullable=False, default=""),
+    Column("receiver", String(255), nullable=False, default=""),
+    Column("group_key", Text, nullable=False, default=""),
+    Column("external_url", Text, nullable=False, default=""),
+    Column("received_at", Timestamp, nullable=False),
+    # Alertmanager HA pairs and retries deliver the same state more than once.
+    UniqueConstraint("fingerprint", "starts_at", "status", name="uq_alert_events_identity"),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(512), nullable=False),
+    Column("rule", String(255)),
+    Column("state", String(32), nullable=False),
+    Column("priority", String(4), nullable=False),
+    Column("base_priority", String(4), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("annotations", JSON, nullable=False),
+    Column("runbook", Text),
+    Column("alert_count", Integer, nullable=False, default=0),
+    Column("firing_count", Integer, nullable=False, default=0),
+    Column("opened_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Column("acknowledged_at", Timestamp),
+    Column("acknowledged_by", String(255)),
+    Column("resolved_at", Timestamp),
+    Column("resolved_reason", Text),
+    Column("ack_due_at", Timestamp, nullable=False),
+    Column("resolve_due_at", Timestamp, nullable=False),
+    Column("previous_incident_id", Id, ForeignKey("incidents.id")),
+    Column("recurrence_count", Integer, nullable=False, default=0),
+    # At most one unresolved incident per key; replicas racing to open one collide here.
+    Index(
+        "uq_incidents_open_key",
+        "key",
+        unique=True,
+        sqlite_where=text("resolved_at IS NULL"),
+        postgresql_where=text("resolved_at IS NULL"),
+    ),
+    Index("ix_incidents_key_resolved_at", "key", "resolved_at"),
+    Index("ix_incidents_state", "state"),
+)
+
+incident_alerts = Table(
+    "incident_alerts",
+    metadata,
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True),
+    Column("fingerprint", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("starts_at", Timestamp, nullable=False),
+    Column("ends_at", Timestamp),
+    Column("labels", JSON, nullable=False),
+    Column("annotations", JSON, nullable=False),
+    Column("generator_url", Text, nullable=False, default=""),
+    Column("first_seen_at", Timestamp, nullable=False),
+    Column("last_seen_at", Timestamp, nullable=False),
+    Index("ix_incident_alerts_fingerprint_status", "fingerprint", "status"),
+)
+
+timeline = Table(
+    "timeline",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Column("actor_type", String(16), nullable=False),  # system | rule | user
+    Column("actor", String(255), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("from_state", String(32)),
+    Column("to_state", String(32)),
+    Column("message", Text, nullable=False),
+    Column("data", JSON),
+    Index("ix_timeline_incident_id_id", "incident_id", "id"),
+)
