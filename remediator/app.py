@@ -94,7 +94,8 @@ def _rules(handle_sighup: bool) -> Callable[[web.Application], AsyncIterator[Non
             raise RuleLoadError(list(outcome.problems))
         loop = asyncio.get_running_loop()
         if handle_sighup:
-            loop.add_signal_handler(signal.SIGHUP, active.reload)
+            # As Prometheus does; the file reading runs in a worker thread, not on the loop.
+            loop.add_signal_handler(signal.SIGHUP, loop.run_in_executor, None, active.reload)
         yield
         if handle_sighup:
             loop.remove_signal_handler(signal.SIGHUP)

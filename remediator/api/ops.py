@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -58,7 +59,8 @@ async def metrics(request: web.Request) -> web.Response:
 @requires(Role.admin)
 async def reload(request: web.Request) -> web.Response:
     """Reload rule files, as Prometheus' /-/reload does; a bad file keeps the old rules."""
-    outcome = request.app[appkeys.RULES].reload()
+    # Reading and compiling rule files is blocking work: keep it off the event loop.
+    outcome = await asyncio.to_thread(request.app[appkeys.RULES].reload)
     body = ReloadResult(
         ok=outcome.ok, rules=outcome.rules, problems=[str(p) for p in outcome.problems]
     )

@@ -362,9 +362,9 @@ class _Batch:
     async def _apply_resolved(self, events: list[AlertEvent]) -> None:
         if not events:
             return
-        for event in events:
-            for rule in self.rules.match(event.labels, "resolved"):
-                self.result.rule_matches[rule.name] += 1
+        matched = {id(e): self.rules.match(e.labels, "resolved") for e in events}
+        for rules in matched.values():
+            self.result.rule_matches.update(rule.name for rule in rules)
         attached = await store.alerts_in_open_incidents(self.conn, {e.fingerprint for e in events})
         by_fp: dict[str, list[Any]] = {}
         for row in attached:
@@ -377,10 +377,12 @@ class _Batch:
                     self.result.stale += 1
                     continue
                 incident = self._track(rows[known.incident_id])
-                updates.append(self._resolve_alert(incident, event))
+                updates.append(self._resolve_alert(incident, event, matched[id(event)]))
         await store.mark_alerts_resolved(self.conn, updates)
 
-    def _resolve_alert(self, incident: _Incident, event: AlertEvent) -> dict[str, Any]:
+    def _resolve_alert(
+        self, incident: _Incident, event: AlertEvent, rules: list[CompiledRule]
+    ) -> dict[str, Any]:
         name = event.labels.get("alertname", event.fingerprint)
         self._note(
             incident,
@@ -389,7 +391,7 @@ class _Batch:
             f"alert {name} ({event.fingerprint}) resolved at source",
         )
         incident.changes.setdefault("touched", True)
-        for rule in self.rules.match(event.labels, "resolved"):
+        for rule in rules:
             self._run_log_actions(rule, event, incident)
         return {
             "incident_id": incident.id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ class ActiveRules:
         self._metrics = metrics
         self._current = RuleSet.empty()
         self.last_problems: tuple[Problem, ...] = ()
+        # SIGHUP and POST /-/reload may overlap; each runs in a worker thread.
+        self._reloading = threading.Lock()
 
     @property
     def current(self) -> RuleSet:
@@ -38,6 +41,10 @@ class ActiveRules:
 
     def reload(self) -> ReloadOutcome:
         """Load the rule files again; on any problem keep the old rules and report why."""
+        with self._reloading:
+            return self._reload()
+
+    def _reload(self) -> ReloadOutcome:
         try:
             rule_set = load_rule_set(self._patterns, self._base_dir)
         except RuleLoadError as exc:

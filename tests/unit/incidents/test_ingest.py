@@ -304,3 +304,33 @@ rules:
 
 def test_config_fixture_is_valid() -> None:
     assert load_config(None, environ={}).priorities.raise_after_alerts == 10
+
+
+async def test_on_resolved_rules_act_when_the_alert_resolves(
+    intake: Factory, database: Database
+) -> None:
+    rules = """
+rules:
+  - name: disk
+    match: ['alertname="DiskWillFillIn4Hours"']
+  - name: disk-cleanup-report
+    on: resolved
+    match: ['alertname="DiskWillFillIn4Hours"']
+    actions:
+      - {type: log, message: "{{ labels.instance }} recovered at {{ alert.ends_at }}"}
+"""
+    service = intake(rules)
+    firing = load_fixture("diskfill-firing.json")
+    first = await service.ingest(events(firing))
+    assert first.rule_matches == {"disk": 1}  # resolved-only rules ignore firing alerts
+    resolved = copy.deepcopy(firing)
+    resolved["alerts"][0].update(status="resolved", endsAt="2026-11-21T12:50:00Z")
+    result = await service.ingest(events(resolved))
+    assert result.rule_matches == {"disk-cleanup-report": 1}
+    (incident,) = await all_incidents(database)
+    async with database.read() as conn:
+        entries = await store.timeline_of(conn, incident.id)
+    log_entry = next(e for e in entries if e.kind == "log")
+    assert log_entry.actor == "disk-cleanup-report"
+    assert log_entry.message == "db-1:9100 recovered at 2026-11-21T12:50:00+00:00"
+    assert entries[-1].to_state == "resolved"
