@@ -20,6 +20,7 @@ from remediator.api.openapi import openapi_json
 from remediator.config import Config
 from remediator.errors import RuleLoadError
 from remediator.incidents.ingest import IncidentIntake
+from remediator.intake.committer import GroupCommitter
 from remediator.intake.handler import alertmanager_webhook
 from remediator.metrics import Metrics
 from remediator.rules.active import ActiveRules
@@ -50,6 +51,7 @@ def create_app(
     app[appkeys.RULES] = ActiveRules(config.rules, config.base_dir, app[appkeys.METRICS])
     app.cleanup_ctx.append(_database(migrate_on_start))
     app.cleanup_ctx.append(_rules(handle_sighup))
+    app.cleanup_ctx.append(_intake_writer)
     _routes(app)
     return app
 
@@ -78,11 +80,22 @@ def _database(
         if migrate_on_start:
             await migrate.upgrade(db)
         app[appkeys.DATABASE] = db
-        app[appkeys.INTAKE] = IncidentIntake(db, lambda: app[appkeys.RULES].current, config)
         yield
         await db.dispose()
 
     return ctx
+
+
+async def _intake_writer(app: web.Application) -> AsyncIterator[None]:
+    """The group-commit writer; on shutdown it commits what is queued before it stops."""
+    intake = IncidentIntake(
+        app[appkeys.DATABASE], lambda: app[appkeys.RULES].current, app[appkeys.CONFIG]
+    )
+    committer = GroupCommitter(intake, app[appkeys.METRICS].record_ingest)
+    app[appkeys.COMMITTER] = committer
+    committer.start()
+    yield
+    await committer.stop()
 
 
 def _rules(handle_sighup: bool) -> Callable[[web.Application], AsyncIterator[None]]:

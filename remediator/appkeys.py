@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from remediator.config import Config
-from remediator.incidents.ingest import IncidentIntake
+from remediator.intake.committer import GroupCommitter
 from remediator.metrics import Metrics
 from remediator.rules.active import ActiveRules
 from remediator.store.database import Database
@@ -14,7 +14,7 @@ CONFIG = web.AppKey("config", Config)
 METRICS = web.AppKey("metrics", Metrics)
 DATABASE = web.AppKey("database", Database)
 RULES = web.AppKey("rules", ActiveRules)
-INTAKE = web.AppKey("intake", IncidentIntake)
+COMMITTER = web.AppKey("committer", GroupCommitter)
 
 # Per-request state.
 PRINCIPAL = web.RequestKey("principal", str)

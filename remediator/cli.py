@@ -83,7 +83,7 @@ def _serve(args: argparse.Namespace) -> int:
         app,
         host=host,
         port=port,
-        shutdown_timeout=30,
+        shutdown_timeout=10,
         access_log=access_log,
         print=lambda msg: logging.getLogger("remediator").info(msg.strip()),
     )

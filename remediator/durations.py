@@ -43,7 +43,7 @@ def parse_duration(text: str) -> timedelta:
 
 def format_duration(value: timedelta) -> str:
     """Render a timedelta back into the shortest Prometheus duration string."""
-    millis = int(value.total_seconds() * 1000)
+    millis = value // timedelta(milliseconds=1)  # exact; float seconds would round
     if millis == 0:
         return "0s"
     parts = []

@@ -6,7 +6,12 @@ never share counters.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from remediator.incidents.ingest import IngestResult
 
 
 class Metrics:
@@ -67,8 +72,27 @@ class Metrics:
             "Whether the last rule reload succeeded (1) or kept the old rules (0).",
             registry=r,
         )
+        self.intake_commit_alerts = Histogram(
+            "remediator_intake_commit_alerts",
+            "Alerts stored per database commit (several webhook requests share one commit).",
+            buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
+            registry=r,
+        )
         self.rules_last_reload_timestamp = Gauge(
             "remediator_rules_last_reload_success_timestamp_seconds",
             "Unix time of the last successful rule reload.",
             registry=r,
         )
+
+    def record_ingest(self, result: IngestResult) -> None:
+        """Count what one committed transaction did."""
+        for status, count in result.received.items():
+            self.alerts_received.labels(status).inc(count)
+        self.alerts_duplicate.inc(result.duplicates)
+        self.alerts_stale.inc(result.stale)
+        for priority, count in result.opened.items():
+            if count:
+                self.incidents_opened.labels(priority).inc(count)
+        for rule, count in result.rule_matches.items():
+            self.rule_matches.labels(rule).inc(count)
+        self.intake_commit_alerts.observe(sum(result.received.values()))

@@ -26,7 +26,7 @@ from remediator.store.schema import metadata
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO.parent / "shared" / "fixtures" / "alertmanager-0.25"
 PG_ADMIN_URL = os.environ.get(
-    "REMEDIATOR_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

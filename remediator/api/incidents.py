@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.engine import Connection
 
 from remediator import appkeys
 from remediator.api.auth import requires
@@ -64,41 +65,56 @@ async def _page(
         "priorities": query.getall("priority", []),
         "rules": query.getall("rule", []),
     }
+    return await request.app[appkeys.DATABASE].read(
+        lambda conn: _scan(conn, filters, limit, before, matchers)
+    )
+
+
+def _scan(
+    conn: Connection,
+    filters: dict[str, list[str]],
+    limit: int,
+    before: int | None,
+    matchers: list[Matcher],
+) -> tuple[list[Any], int | None]:
+    """One page, newest first, and the id to continue before (None at the end)."""
     # Without label matchers one SQL page is the answer; with them, scan in chunks.
     chunk = limit if not matchers else max(limit, 200)
     found: list[Any] = []
     scanned = 0
-    async with request.app[appkeys.DATABASE].read() as conn:
-        while True:
-            rows = await store.list_incidents(conn, before_id=before, limit=chunk, **filters)
-            for row in rows:
-                scanned += 1
-                before = row.id
-                if all(m.matches(row.labels) for m in matchers):
-                    found.append(row)
-                    if len(found) == limit:
-                        return found, row.id
-            if len(rows) < chunk:
-                return found, None  # no older incidents
-            if scanned >= MAX_SCAN:
-                return found, before  # a short page; the cursor continues the scan
+    while True:
+        rows = store.list_incidents(conn, before_id=before, limit=chunk, **filters)
+        for row in rows:
+            scanned += 1
+            before = row.id
+            if all(m.matches(row.labels) for m in matchers):
+                found.append(row)
+                if len(found) == limit:
+                    return found, row.id
+        if len(rows) < chunk:
+            return found, None  # no older incidents
+        if scanned >= MAX_SCAN:
+            return found, before  # a short page; the cursor continues the scan
 
 
 @requires(Role.viewer)
 async def get_incident(request: web.Request) -> web.Response:
     incident_id = _incident_id(request)
-    async with request.app[appkeys.DATABASE].read() as conn:
-        row = await store.get_incident(conn, incident_id)
-        if row is None:
-            return error_response(404, f"incident {incident_id} does not exist")
-        alerts = await store.alerts_of(conn, incident_id)
-        entries = await store.timeline_of(conn, incident_id)
-    detail = IncidentDetail(
-        **Incident.model_validate(row).model_dump(),
-        alerts=[Alert.model_validate(a) for a in alerts],
-        timeline=[TimelineEntry.model_validate(e) for e in entries],
-    )
+    detail = await request.app[appkeys.DATABASE].read(lambda conn: _detail(conn, incident_id))
+    if detail is None:
+        return error_response(404, f"incident {incident_id} does not exist")
     return json_body(detail.model_dump(mode="json"))
+
+
+def _detail(conn: Connection, incident_id: int) -> IncidentDetail | None:
+    row = store.get_incident(conn, incident_id)
+    if row is None:
+        return None
+    return IncidentDetail(
+        **Incident.model_validate(row).model_dump(),
+        alerts=[Alert.model_validate(a) for a in store.alerts_of(conn, incident_id)],
+        timeline=[TimelineEntry.model_validate(e) for e in store.timeline_of(conn, incident_id)],
+    )
 
 
 @requires(Role.operator)

@@ -41,8 +41,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     registry_metrics = request.app[appkeys.METRICS]
     try:
-        async with request.app[appkeys.DATABASE].read() as conn:
-            counts = await store.count_unresolved(conn)
+        counts = await request.app[appkeys.DATABASE].read(store.count_unresolved)
     except (SQLAlchemyError, OSError) as exc:
         log.warning("metrics: could not count open incidents: %s", exc)
     else:

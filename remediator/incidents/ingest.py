@@ -1,9 +1,11 @@
 """From alert deliveries to incidents, in the same transaction that stores the deliveries.
 
-One webhook is one transaction: store what is new, match it against the rules, open or
-attach to incidents by key, resolve what the source resolved, raise priorities, link
-recurrences, write the timeline. Either all of that commits before Alertmanager hears
-2xx, or none of it does and Alertmanager retries.
+One transaction stores what is new, matches it against the rules, opens or attaches to
+incidents by key, resolves what the source resolved, raises priorities, links
+recurrences and writes the timeline. Either all of that commits before Alertmanager hears
+2xx, or none of it does and Alertmanager retries. A transaction may carry the alerts of
+several webhook requests (group commit, see `remediator.intake.committer`); each request
+still learns which of its own alerts were new.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, NamedTuple
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -46,8 +49,9 @@ def utcnow() -> datetime:
 
 @dataclass(slots=True)
 class IngestResult:
-    """What one webhook changed; the handler turns this into metrics."""
+    """What one transaction changed, for metrics; `stored` has one count per submission."""
 
+    stored: list[int] = field(default_factory=list)
     received: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
     stale: int = 0
@@ -65,7 +69,7 @@ class _Known(NamedTuple):
 
 @dataclass(slots=True)
 class _Incident:
-    """An incident as this transaction sees it, with the changes it will write back."""
+    """An incident as this transaction sees it; `touched` ones are written back at the end."""
 
     id: int
     key: str
@@ -75,8 +79,12 @@ class _Incident:
     base_priority: Priority
     labels: dict[str, str]
     opened_at: datetime
+    ack_due_at: datetime
+    resolve_due_at: datetime
     created_now: bool = False
-    changes: dict[str, Any] = field(default_factory=dict)
+    touched: bool = False
+    resolved_at: datetime | None = None
+    resolved_reason: str | None = None
 
     def context(self) -> dict[str, Any]:
         return {
@@ -105,6 +113,10 @@ class IncidentIntake:
 
     async def ingest(self, events: Sequence[AlertEvent]) -> IngestResult:
         """Commit the events and their effects; raise if the database refused them."""
+        return await self.ingest_many([events])
+
+    async def ingest_many(self, submissions: Sequence[Sequence[AlertEvent]]) -> IngestResult:
+        """Commit several submissions in one transaction, in order; all or nothing."""
         retrying = AsyncRetrying(
             retry=retry_if_exception(_is_transient_conflict),
             stop=stop_after_attempt(5),
@@ -113,10 +125,19 @@ class IncidentIntake:
         )
         async for attempt in retrying:
             with attempt:
-                async with self._db.write() as conn:
-                    batch = _Batch(conn, self._rules(), self._config, self._clock())
-                    return await batch.run(events)
+                batch = partial(_run_batch, self._rules(), self._config, self._clock(), submissions)
+                return await self._db.write(batch)
         raise AssertionError("unreachable: tenacity reraises the last error")
+
+
+def _run_batch(
+    rules: RuleSet,
+    config: Config,
+    now: datetime,
+    submissions: Sequence[Sequence[AlertEvent]],
+    conn: Connection,
+) -> IngestResult:
+    return _Batch(conn, rules, config, now).run(submissions)
 
 
 def _is_transient_conflict(exc: BaseException) -> bool:
@@ -132,7 +153,7 @@ def _is_transient_conflict(exc: BaseException) -> bool:
 class _Batch:
     """The work of one transaction. Short-lived: build, run once, discard."""
 
-    def __init__(self, conn: AsyncConnection, rules: RuleSet, config: Config, now: datetime):
+    def __init__(self, conn: Connection, rules: RuleSet, config: Config, now: datetime):
         self.conn = conn
         self.rules = rules
         self.config = config
@@ -140,21 +161,30 @@ class _Batch:
         self.result = IngestResult()
         self.incidents: dict[int, _Incident] = {}
         self.timeline: list[TimelineEntry] = []
+        # (incident id, fingerprint) -> state, for every alert this batch concerns that sits
+        # in an unresolved incident; kept current as the batch attaches alerts.
+        self.known: dict[tuple[int, str], _Known] = {}
 
-    async def run(self, events: Sequence[AlertEvent]) -> IngestResult:
+    def run(self, submissions: Sequence[Sequence[AlertEvent]]) -> IngestResult:
+        events = [event for submission in submissions for event in submission]
         self.result.received.update(event.status for event in events)
-        new = await alert_store.insert_new(self.conn, events, self.now)
+        new = alert_store.insert_new(self.conn, events, self.now)
         self.result.duplicates = len(events) - len(new)
+        self.result.stored = _stored_per_submission(submissions, new)
         if new:
-            firing = await self._drop_superseded_firing([e for e in new if e.status == "firing"])
-            await self._apply_firing(firing)
-            await self._apply_resolved([e for e in new if e.status == "resolved"])
-            await self._settle()
+            attached = store.alerts_in_open_incidents(self.conn, {e.fingerprint for e in new})
+            self.known = {
+                (r.incident_id, r.fingerprint): _Known(r.status, r.starts_at) for r in attached
+            }
+            firing = self._drop_superseded_firing([e for e in new if e.status == "firing"])
+            self._apply_firing(firing)
+            self._apply_resolved([e for e in new if e.status == "resolved"])
+            self._settle()
         return self.result
 
-    async def _drop_superseded_firing(self, events: list[AlertEvent]) -> list[AlertEvent]:
+    def _drop_superseded_firing(self, events: list[AlertEvent]) -> list[AlertEvent]:
         """A firing delivery that arrives after the same occurrence resolved is stale."""
-        done = await alert_store.resolved_occurrences(
+        done = alert_store.resolved_occurrences(
             self.conn, [(e.fingerprint, e.starts_at) for e in events]
         )
         fresh = [e for e in events if (e.fingerprint, e.starts_at) not in done]
@@ -163,7 +193,7 @@ class _Batch:
 
     # -- firing -----------------------------------------------------------------------
 
-    async def _apply_firing(self, events: list[AlertEvent]) -> None:
+    def _apply_firing(self, events: list[AlertEvent]) -> None:
         plans: dict[str, list[tuple[CompiledRule | None, AlertEvent]]] = {}
         for event in events:
             matched = self.rules.match(event.labels, "firing")
@@ -176,28 +206,26 @@ class _Batch:
                 plans.setdefault(key, []).append((None, event))
         if not plans:
             return
-        by_key = await self._open_or_create(plans)
-        attached = await store.alerts_in_open_incidents(self.conn, {e.fingerprint for e in events})
-        known = {(r.incident_id, r.fingerprint): _Known(r.status, r.starts_at) for r in attached}
+        by_key = self._open_or_create(plans)
         rows: list[dict[str, Any]] = []
         for key, plan in plans.items():
             incident = by_key[key]
             for matched_rule, event in plan:
-                previous = known.get((incident.id, event.fingerprint))
-                row = self._attach(incident, matched_rule, event, previous)
+                slot = (incident.id, event.fingerprint)
+                row = self._attach(incident, matched_rule, event, self.known.get(slot))
                 if row is not None:
-                    known[(incident.id, event.fingerprint)] = _Known("firing", event.starts_at)
+                    self.known[slot] = _Known("firing", event.starts_at)
                     rows.append(row)
-        await store.upsert_incident_alerts(self.conn, rows)
+        store.upsert_incident_alerts(self.conn, rows)
 
-    async def _open_or_create(
+    def _open_or_create(
         self, plans: dict[str, list[tuple[CompiledRule | None, AlertEvent]]]
     ) -> dict[str, _Incident]:
-        existing = await store.open_by_keys(self.conn, plans)
+        existing = store.open_by_keys(self.conn, plans)
         by_key = {key: self._track(row) for key, row in existing.items()}
         missing = [key for key in plans if key not in existing]
         if missing:
-            by_key.update(await self._create(missing, plans))
+            by_key.update(self._create(missing, plans))
         return by_key
 
     def _track(self, row: Any) -> _Incident:
@@ -212,15 +240,17 @@ class _Batch:
                 base_priority=Priority(row.base_priority),
                 labels=dict(row.labels),
                 opened_at=row.opened_at,
+                ack_due_at=row.ack_due_at,
+                resolve_due_at=row.resolve_due_at,
             )
             self.incidents[row.id] = incident
         return incident
 
-    async def _create(
+    def _create(
         self, keys: list[str], plans: dict[str, list[tuple[CompiledRule | None, AlertEvent]]]
     ) -> dict[str, _Incident]:
         window = self.config.incidents.recurrence_window
-        previous = await store.last_resolved_since(self.conn, keys, self.now - window)
+        previous = store.last_resolved_since(self.conn, keys, self.now - window)
         prio = self.config.priorities
         rows: list[dict[str, Any]] = []
         notes: list[tuple[CompiledRule | None, AlertEvent, str | None, Any]] = []
@@ -254,11 +284,10 @@ class _Batch:
                 }
             )
             notes.append((rule, first, title_error, before))
-        ids = await store.insert_incidents(self.conn, rows)
+        ids = store.insert_incidents(self.conn, rows)
         created = {}
-        for incident_id, row, (rule, first, title_error, before) in zip(
-            ids, rows, notes, strict=True
-        ):
+        for row, (rule, first, title_error, before) in zip(rows, notes, strict=True):
+            incident_id = ids[row["key"]]
             incident = _Incident(
                 id=incident_id,
                 key=row["key"],
@@ -268,6 +297,8 @@ class _Batch:
                 base_priority=Priority(row["priority"]),
                 labels=dict(first.labels),
                 opened_at=self.now,
+                ack_due_at=row["ack_due_at"],
+                resolve_due_at=row["resolve_due_at"],
                 created_now=True,
             )
             self.incidents[incident_id] = incident
@@ -321,7 +352,7 @@ class _Batch:
             self.result.stale += 1  # an older occurrence delivered late
             return None
         # The first alert of an incident opened in this batch is told of by "opened".
-        first_of_new = incident.created_now and "touched" not in incident.changes
+        first_of_new = incident.created_now and not incident.touched
         if known is None:
             if not first_of_new:
                 self._note(
@@ -337,11 +368,8 @@ class _Batch:
                 "alert_firing",
                 f"alert {name} ({event.fingerprint}) is firing again",
             )
-        common = {k: v for k, v in incident.labels.items() if event.labels.get(k) == v}
-        if common != incident.labels:
-            incident.labels = common
-            incident.changes["labels"] = common
-        incident.changes.setdefault("touched", True)
+        incident.labels = {k: v for k, v in incident.labels.items() if event.labels.get(k) == v}
+        incident.touched = True
         if rule is not None:
             self._run_log_actions(rule, event, incident)
         return {
@@ -359,26 +387,29 @@ class _Batch:
 
     # -- resolved ---------------------------------------------------------------------
 
-    async def _apply_resolved(self, events: list[AlertEvent]) -> None:
+    def _apply_resolved(self, events: list[AlertEvent]) -> None:
         if not events:
             return
         matched = {id(e): self.rules.match(e.labels, "resolved") for e in events}
         for rules in matched.values():
             self.result.rule_matches.update(rule.name for rule in rules)
-        attached = await store.alerts_in_open_incidents(self.conn, {e.fingerprint for e in events})
-        by_fp: dict[str, list[Any]] = {}
-        for row in attached:
-            by_fp.setdefault(row.fingerprint, []).append(row)
-        rows = await store.incidents_by_ids(self.conn, {r.incident_id for r in attached})
+        resolving = {e.fingerprint for e in events}
+        by_fp: dict[str, list[tuple[int, _Known]]] = {}
+        for (incident_id, fingerprint), known in self.known.items():
+            if fingerprint in resolving:
+                by_fp.setdefault(fingerprint, []).append((incident_id, known))
+        untracked = {i for slots in by_fp.values() for i, _ in slots} - self.incidents.keys()
+        for row in store.incidents_by_ids(self.conn, untracked).values():
+            self._track(row)
         updates = []
         for event in events:
-            for known in by_fp.get(event.fingerprint, []):
+            for incident_id, known in by_fp.get(event.fingerprint, []):
                 if event.starts_at < known.starts_at:
                     self.result.stale += 1
                     continue
-                incident = self._track(rows[known.incident_id])
+                incident = self.incidents[incident_id]
                 updates.append(self._resolve_alert(incident, event, matched[id(event)]))
-        await store.mark_alerts_resolved(self.conn, updates)
+        store.mark_alerts_resolved(self.conn, updates)
 
     def _resolve_alert(
         self, incident: _Incident, event: AlertEvent, rules: list[CompiledRule]
@@ -390,7 +421,7 @@ class _Batch:
             "alert_resolved",
             f"alert {name} ({event.fingerprint}) resolved at source",
         )
-        incident.changes.setdefault("touched", True)
+        incident.touched = True
         for rule in rules:
             self._run_log_actions(rule, event, incident)
         return {
@@ -426,27 +457,38 @@ class _Batch:
 
     # -- counts, priority, resolution, write-back ------------------------------------------
 
-    async def _settle(self) -> None:
-        touched = [i for i in self.incidents.values() if i.changes]
-        counts = await store.alert_counts(self.conn, (i.id for i in touched))
+    def _settle(self) -> None:
+        touched = [i for i in self.incidents.values() if i.touched]
+        counts = store.alert_counts(self.conn, (i.id for i in touched))
+        updates = []
         for incident in touched:
             total, firing = counts.get(incident.id, (0, 0))
-            values = {k: v for k, v in incident.changes.items() if k != "touched"}
-            values.update(alert_count=total, firing_count=firing, updated_at=self.now)
-            values.update(self._maybe_raise(incident, total))
-            values.update(self._maybe_resolve(incident, total, firing))
-            await store.update_incident(self.conn, incident.id, values)
-        await store.append_timeline(self.conn, self.timeline)
+            self._maybe_raise(incident, total)
+            self._maybe_resolve(incident, total, firing)
+            updates.append(
+                {
+                    "id": incident.id,
+                    "state": incident.state,
+                    "priority": incident.priority.value,
+                    "labels": incident.labels,
+                    "alert_count": total,
+                    "firing_count": firing,
+                    "updated_at": self.now,
+                    "ack_due_at": incident.ack_due_at,
+                    "resolve_due_at": incident.resolve_due_at,
+                    "resolved_at": incident.resolved_at,
+                    "resolved_reason": incident.resolved_reason,
+                }
+            )
+        store.update_incidents(self.conn, updates)
+        store.append_timeline(self.conn, self.timeline)
 
-    def _maybe_raise(self, incident: _Incident, total: int) -> dict[str, Any]:
+    def _maybe_raise(self, incident: _Incident, total: int) -> None:
         threshold = self.config.priorities.raise_after_alerts
         raised = incident.base_priority.raised()
-        if (
-            total < threshold
-            or incident.priority != incident.base_priority
-            or raised == incident.priority
-        ):
-            return {}
+        already = incident.priority != incident.base_priority or raised == incident.priority
+        if total < threshold or already:
+            return
         self._note(
             incident,
             Actor.system(),
@@ -458,12 +500,13 @@ class _Batch:
             self.result.opened[incident.priority.value] -= 1
             self.result.opened[raised.value] += 1
         incident.priority = raised
-        ack_due, resolve_due = due_times(self.config.priorities.sla, raised, incident.opened_at)
-        return {"priority": raised.value, "ack_due_at": ack_due, "resolve_due_at": resolve_due}
+        incident.ack_due_at, incident.resolve_due_at = due_times(
+            self.config.priorities.sla, raised, incident.opened_at
+        )
 
-    def _maybe_resolve(self, incident: _Incident, total: int, firing: int) -> dict[str, Any]:
+    def _maybe_resolve(self, incident: _Incident, total: int, firing: int) -> None:
         if firing > 0 or total == 0 or incident.state == IncidentState.resolved:
-            return {}
+            return
         check_transition(incident.id, incident.state, IncidentState.resolved)
         reason = f"source resolved: all {total} alert(s) resolved"
         self._note(
@@ -475,8 +518,8 @@ class _Batch:
             to_state=IncidentState.resolved.value,
         )
         incident.state = IncidentState.resolved.value
+        incident.resolved_at, incident.resolved_reason = self.now, reason
         self.result.resolved_incidents += 1
-        return {"state": incident.state, "resolved_at": self.now, "resolved_reason": reason}
 
     def _note(
         self,
@@ -492,6 +535,19 @@ class _Batch:
         self.timeline.append(
             TimelineEntry(incident.id, self.now, actor, kind, message, from_state, to_state, data)
         )
+
+
+def _stored_per_submission(
+    submissions: Sequence[Sequence[AlertEvent]], new: Sequence[AlertEvent]
+) -> list[int]:
+    """How many of each submission's alerts were new; a repeat counts for the first sender."""
+    fresh = {event.identity for event in new}
+    stored = []
+    for submission in submissions:
+        mine = {event.identity for event in submission} & fresh
+        fresh -= mine
+        stored.append(len(mine))
+    return stored
 
 
 def _alert_context(event: AlertEvent) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from remediator.errors import IncidentNotFoundError
 from remediator.incidents.ingest import utcnow
@@ -29,10 +29,11 @@ class IncidentOperations:
 
     async def acknowledge(self, incident_id: int, user: str, comment: str | None) -> None:
         now = self._clock()
-        async with self._db.write() as conn:
-            row = await _locked(conn, incident_id)
+
+        def transaction(conn: Connection) -> None:
+            row = _locked(conn, incident_id)
             check_transition(incident_id, row.state, IncidentState.acknowledged)
-            await store.update_incident(
+            store.update_incident(
                 conn,
                 incident_id,
                 {
@@ -43,7 +44,7 @@ class IncidentOperations:
                 },
             )
             message = f"acknowledged by {user}" + (f": {comment}" if comment else "")
-            await _append(
+            _append(
                 conn,
                 incident_id,
                 now,
@@ -54,13 +55,16 @@ class IncidentOperations:
                 IncidentState.acknowledged.value,
             )
 
+        await self._db.write(transaction)
+
     async def resolve(self, incident_id: int, user: str, reason: str | None) -> None:
         now = self._clock()
-        async with self._db.write() as conn:
-            row = await _locked(conn, incident_id)
+
+        def transaction(conn: Connection) -> None:
+            row = _locked(conn, incident_id)
             check_transition(incident_id, row.state, IncidentState.resolved)
             why = f"resolved by {user}" + (f": {reason}" if reason else "")
-            await store.update_incident(
+            store.update_incident(
                 conn,
                 incident_id,
                 {
@@ -70,7 +74,7 @@ class IncidentOperations:
                     "updated_at": now,
                 },
             )
-            await _append(
+            _append(
                 conn,
                 incident_id,
                 now,
@@ -81,23 +85,28 @@ class IncidentOperations:
                 IncidentState.resolved.value,
             )
 
+        await self._db.write(transaction)
+
     async def add_note(self, incident_id: int, user: str, text: str) -> None:
         now = self._clock()
-        async with self._db.write() as conn:
-            await _locked(conn, incident_id)
-            await _append(conn, incident_id, now, user, "note", text, None, None)
-            await store.update_incident(conn, incident_id, {"updated_at": now})
+
+        def transaction(conn: Connection) -> None:
+            _locked(conn, incident_id)
+            _append(conn, incident_id, now, user, "note", text, None, None)
+            store.update_incident(conn, incident_id, {"updated_at": now})
+
+        await self._db.write(transaction)
 
 
-async def _locked(conn: AsyncConnection, incident_id: int) -> Row[Any]:
-    row = await store.get_incident(conn, incident_id, lock=True)
+def _locked(conn: Connection, incident_id: int) -> Row[Any]:
+    row = store.get_incident(conn, incident_id, lock=True)
     if row is None:
         raise IncidentNotFoundError(incident_id)
     return row
 
 
-async def _append(
-    conn: AsyncConnection,
+def _append(
+    conn: Connection,
     incident_id: int,
     at: datetime,
     user: str,
@@ -107,4 +116,4 @@ async def _append(
     to_state: str | None,
 ) -> None:
     entry = TimelineEntry(incident_id, at, Actor.user(user), kind, message, from_state, to_state)
-    await store.append_timeline(conn, [entry])
+    store.append_timeline(conn, [entry])

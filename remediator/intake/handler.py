@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from remediator import appkeys
 from remediator.api.auth import webhook_auth
 from remediator.api.errors import error_response, json_body, validation_details
+from remediator.intake.committer import IntakeClosedError
 from remediator.intake.model import WebhookBody, events_from
 from remediator.metrics import Metrics
 
@@ -55,31 +56,16 @@ async def _handle(request: web.Request, metrics: Metrics) -> web.Response:
         )
     events = events_from(body)
     try:
-        result = await request.app[appkeys.INTAKE].ingest(events)
-    except (SQLAlchemyError, OSError) as exc:
+        stored = await request.app[appkeys.COMMITTER].submit(events)
+    except (SQLAlchemyError, OSError, IntakeClosedError) as exc:
         log.error("could not store %d alerts, asking Alertmanager to retry: %s", len(events), exc)
         return error_response(
             503,
             "alerts could not be stored; Alertmanager will retry",
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
-    for status, count in result.received.items():
-        metrics.alerts_received.labels(status).inc(count)
-    metrics.alerts_duplicate.inc(result.duplicates)
-    metrics.alerts_stale.inc(result.stale)
-    for priority, count in result.opened.items():
-        if count:
-            metrics.incidents_opened.labels(priority).inc(count)
-    for rule, count in result.rule_matches.items():
-        metrics.rule_matches.labels(rule).inc(count)
     return json_body(
-        {
-            "received": len(events),
-            "stored": len(events) - result.duplicates,
-            "duplicates": result.duplicates,
-            "incidents_opened": sum(result.opened.values()),
-            "incidents_resolved": result.resolved_incidents,
-        }
+        {"received": len(events), "stored": stored, "duplicates": len(events) - stored}
     )
 
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
 
 from remediator.intake.model import AlertEvent
 from remediator.store.dialect import upsert
@@ -16,8 +16,8 @@ from remediator.store.schema import alert_events
 Identity = tuple[str, datetime, str]
 
 
-async def insert_new(
-    conn: AsyncConnection, events: Sequence[AlertEvent], received_at: datetime
+def insert_new(
+    conn: Connection, events: Sequence[AlertEvent], received_at: datetime
 ) -> list[AlertEvent]:
     """Store every delivery not seen before; return those, in the order given."""
     unique: dict[Identity, AlertEvent] = {}
@@ -31,22 +31,25 @@ async def insert_new(
         .returning(alert_events.c.fingerprint, alert_events.c.starts_at, alert_events.c.status)
     )
     rows = [_row(event, received_at) for event in unique.values()]
-    result = await conn.execute(stmt, rows)
+    result = conn.execute(stmt, rows)
     inserted = {(r.fingerprint, r.starts_at, r.status) for r in result}
     return [event for identity, event in unique.items() if identity in inserted]
 
 
-async def resolved_occurrences(
-    conn: AsyncConnection, occurrences: Sequence[tuple[str, datetime]]
+def resolved_occurrences(
+    conn: Connection, occurrences: Sequence[tuple[str, datetime]]
 ) -> set[tuple[str, datetime]]:
     """Which (fingerprint, startsAt) already have a resolved delivery stored."""
     if not occurrences:
         return set()
+    # Filter by fingerprint in SQL (an index search) and by startsAt here: SQLite cannot
+    # use the index for a row-value IN and would scan every stored delivery.
     stmt = select(alert_events.c.fingerprint, alert_events.c.starts_at).where(
         alert_events.c.status == "resolved",
-        tuple_(alert_events.c.fingerprint, alert_events.c.starts_at).in_(list(occurrences)),
+        alert_events.c.fingerprint.in_({fingerprint for fingerprint, _ in occurrences}),
     )
-    return {(r.fingerprint, r.starts_at) for r in await conn.execute(stmt)}
+    wanted = set(occurrences)
+    return {(r.fingerprint, r.starts_at) for r in conn.execute(stmt)} & wanted
 
 
 def _row(event: AlertEvent, received_at: datetime) -> dict[str, Any]:

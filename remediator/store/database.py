@@ -1,23 +1,32 @@
-"""The database handle: one async engine, and write transactions that are safe to retry.
+"""The database handle: runs whole transactions, written once as plain synchronous code.
 
-SQLite is the embedded default and has a single writer, so writes in this process queue
-on an asyncio lock and open with `BEGIN IMMEDIATE` (no busy-polling, no upgrade
-deadlocks). PostgreSQL writers run concurrently; conflicts surface as unique-constraint
-or serialization errors, and `write()` callers retry the whole transaction.
+Store functions and transaction bodies are ordinary SQLAlchemy Core on a `Connection`,
+identical for SQLite and PostgreSQL. `Database` decides where they run:
+
+- SQLite: the sqlite3 driver blocks, and it is cheapest to cross into a thread once per
+  transaction rather than once per statement. Every write transaction runs in one
+  dedicated writer thread (SQLite has a single writer anyway), opened with
+  `BEGIN IMMEDIATE` so it never fails on a read-to-write upgrade. Reads run in a small
+  thread pool; WAL lets them proceed while a write is in progress.
+- PostgreSQL: asyncpg on the event loop, through `AsyncConnection.run_sync`. Concurrent
+  writers are safe: conflicts surface as unique-constraint or serialization errors, and
+  callers retry the whole transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+T = TypeVar("T")
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -26,12 +35,13 @@ _SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=10000",
 )
+_SQLITE_READERS = 4
 
 
 class Database:
-    """Owns the engine; hands out read connections and serialized write transactions."""
+    """Owns the engine and runs read and write transactions in the right place."""
 
-    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+    def __init__(self, url: str | URL, *, pool_size: int = 5) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         # Labels and annotations are JSON columns written for every alert: use orjson.
@@ -39,44 +49,71 @@ class Database:
             "json_serializer": _json_dumps,
             "json_deserializer": orjson.loads,
         }
+        self._sync: Engine | None = None
+        self._async: AsyncEngine | None = None
         if self.is_sqlite:
             _ensure_parent_dir(self.url.database)
-            self.engine: AsyncEngine = create_async_engine(self.url, **json_codec)
-            _install_sqlite_hooks(self.engine)
+            self._sync = create_engine(
+                self.url.set(drivername="sqlite"),  # the stdlib driver, used from threads
+                pool_size=_SQLITE_READERS + 1,
+                # Each connection is used by one thread at a time, but not always the same one.
+                connect_args={"check_same_thread": False},
+                **json_codec,
+            )
+            _install_sqlite_hooks(self._sync)
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="remediator-db-write")
+            self._readers = ThreadPoolExecutor(
+                _SQLITE_READERS, thread_name_prefix="remediator-db-read"
+            )
         else:
-            self.engine = create_async_engine(
+            self._async = create_async_engine(
                 self.url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 pool_pre_ping=True,
                 **json_codec,
             )
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction that commits on success and rolls back on any exception."""
-        if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock, self.engine.connect() as conn:
-            await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-            async with conn.begin():
-                yield conn
+    async def write(self, transaction: Callable[[Connection], T]) -> T:
+        """Run `transaction` in one database transaction: commit on return, roll back on raise."""
+        if self._sync is not None:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._writer, self._sqlite_write, transaction)
+        assert self._async is not None
+        async with self._async.begin() as conn:
+            return await conn.run_sync(transaction)
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for queries; it never holds the write lock."""
-        async with self.engine.connect() as conn:
-            yield conn
+    async def read(self, query: Callable[[Connection], T]) -> T:
+        """Run read-only `query`; it never waits for the writer."""
+        if self._sync is not None:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._readers, self._sqlite_read, query)
+        assert self._async is not None
+        async with self._async.connect() as conn:
+            return await conn.run_sync(query)
 
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await self.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        if self._sync is not None:
+            self._writer.shutdown(wait=True)
+            self._readers.shutdown(wait=True)
+            self._sync.dispose()
+        if self._async is not None:
+            await self._async.dispose()
+
+    def _sqlite_write(self, transaction: Callable[[Connection], T]) -> T:
+        assert self._sync is not None
+        with self._sync.connect() as conn:
+            conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+            with conn.begin():
+                return transaction(conn)
+
+    def _sqlite_read(self, query: Callable[[Connection], T]) -> T:
+        assert self._sync is not None
+        with self._sync.connect() as conn, conn.begin():
+            return query(conn)
 
 
 def _json_dumps(value: Any) -> str:
@@ -88,10 +125,8 @@ def _ensure_parent_dir(database: str | None) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _install_sqlite_hooks(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
-
-    @event.listens_for(sync_engine, "connect")
+def _install_sqlite_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Take transaction control away from the driver so BEGIN IMMEDIATE is ours to issue.
         dbapi_conn.isolation_level = None
@@ -100,8 +135,8 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
             cursor.execute(pragma)
         cursor.close()
 
-    @event.listens_for(sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # Reads take a deferred BEGIN; write() asks for IMMEDIATE so the write lock is
+        # Reads take a deferred BEGIN; writes ask for IMMEDIATE so the write lock is
         # taken up front instead of failing later on a read-to-write upgrade.
         conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))

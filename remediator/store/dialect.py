@@ -6,10 +6,10 @@ from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 
-def upsert(conn: AsyncConnection, table: Table) -> Any:
+def upsert(conn: Connection, table: Table) -> Any:
     """An INSERT that supports `on_conflict_do_nothing/do_update` on this connection's dialect."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)

@@ -7,14 +7,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, bindparam, case, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from remediator.incidents.timeline import TimelineEntry
 from remediator.store.dialect import upsert
 from remediator.store.schema import incident_alerts, incidents, timeline
 
 
-async def open_by_keys(conn: AsyncConnection, keys: Iterable[str]) -> dict[str, Row[Any]]:
+def open_by_keys(conn: Connection, keys: Iterable[str]) -> dict[str, Row[Any]]:
     """The unresolved incident of each key, locked for update where the database can."""
     wanted = sorted(set(keys))  # a fixed lock order keeps concurrent replicas deadlock-free
     if not wanted:
@@ -25,12 +25,10 @@ async def open_by_keys(conn: AsyncConnection, keys: Iterable[str]) -> dict[str, 
         .order_by(incidents.c.key)
         .with_for_update()
     )
-    return {row.key: row for row in await conn.execute(stmt)}
+    return {row.key: row for row in conn.execute(stmt)}
 
 
-async def last_resolved_since(
-    conn: AsyncConnection, keys: Iterable[str], since: datetime
-) -> dict[str, Any]:
+def last_resolved_since(conn: Connection, keys: Iterable[str], since: datetime) -> dict[str, Any]:
     """For each key, its most recent incident resolved at or after `since`."""
     wanted = list(set(keys))
     if not wanted:
@@ -40,24 +38,37 @@ async def last_resolved_since(
         .where(incidents.c.key.in_(wanted), incidents.c.resolved_at >= since)
         .order_by(incidents.c.resolved_at)
     )
-    return {row.key: row for row in await conn.execute(stmt)}  # later rows win
+    return {row.key: row for row in conn.execute(stmt)}  # later rows win
 
 
-async def insert_incidents(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Insert incidents; return their ids in the order given."""
+def insert_incidents(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Insert incidents (unresolved, so their keys are distinct); return id by key."""
     if not rows:
-        return []
-    stmt = incidents.insert().returning(incidents.c.id, sort_by_parameter_order=True)
-    return [row.id for row in await conn.execute(stmt, list(rows))]
+        return {}
+    # Correlate by key rather than asking for parameter order: SQLite cannot promise the
+    # order of a multi-row RETURNING, so SQLAlchemy would fall back to one INSERT per row.
+    stmt = incidents.insert().returning(incidents.c.id, incidents.c.key)
+    return {row.key: row.id for row in conn.execute(stmt, list(rows))}
 
 
-async def update_incident(conn: AsyncConnection, incident_id: int, values: dict[str, Any]) -> None:
-    await conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**values))
+def update_incident(conn: Connection, incident_id: int, values: dict[str, Any]) -> None:
+    conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**values))
 
 
-async def alerts_in_open_incidents(
-    conn: AsyncConnection, fingerprints: Iterable[str]
-) -> list[Row[Any]]:
+def update_incidents(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Write several incidents back in one statement; every row has the same keys + "id"."""
+    if not rows:
+        return
+    columns = [key for key in rows[0] if key != "id"]
+    stmt = (
+        update(incidents)
+        .where(incidents.c.id == bindparam("b_id"))
+        .values({name: bindparam(f"b_{name}") for name in columns})
+    )
+    conn.execute(stmt, [{f"b_{key}": value for key, value in row.items()} for row in rows])
+
+
+def alerts_in_open_incidents(conn: Connection, fingerprints: Iterable[str]) -> list[Row[Any]]:
     """(incident_id, fingerprint, status, starts_at) of these alerts in unresolved incidents."""
     wanted = list(set(fingerprints))
     if not wanted:
@@ -72,10 +83,10 @@ async def alerts_in_open_incidents(
         .join(incidents, incidents.c.id == incident_alerts.c.incident_id)
         .where(incident_alerts.c.fingerprint.in_(wanted), incidents.c.resolved_at.is_(None))
     )
-    return list(await conn.execute(stmt))
+    return list(conn.execute(stmt))
 
 
-async def upsert_incident_alerts(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+def upsert_incident_alerts(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Attach alerts to incidents, or refresh the state of ones already attached."""
     if not rows:
         return
@@ -87,12 +98,10 @@ async def upsert_incident_alerts(conn: AsyncConnection, rows: Sequence[dict[str,
             for name in ("status", "starts_at", "ends_at", "labels", "annotations", "last_seen_at")
         },
     )
-    await conn.execute(stmt, list(rows))
+    conn.execute(stmt, list(rows))
 
 
-async def alert_counts(
-    conn: AsyncConnection, incident_ids: Iterable[int]
-) -> dict[int, tuple[int, int]]:
+def alert_counts(conn: Connection, incident_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
     """(alerts, firing alerts) per incident."""
     wanted = list(set(incident_ids))
     if not wanted:
@@ -103,24 +112,24 @@ async def alert_counts(
         .where(incident_alerts.c.incident_id.in_(wanted))
         .group_by(incident_alerts.c.incident_id)
     )
-    return {row[0]: (int(row[1]), int(row[2] or 0)) for row in await conn.execute(stmt)}
+    return {row[0]: (int(row[1]), int(row[2] or 0)) for row in conn.execute(stmt)}
 
 
-async def append_timeline(conn: AsyncConnection, entries: Sequence[TimelineEntry]) -> None:
+def append_timeline(conn: Connection, entries: Sequence[TimelineEntry]) -> None:
     if entries:
-        await conn.execute(timeline.insert(), [entry.row() for entry in entries])
+        conn.execute(timeline.insert(), [entry.row() for entry in entries])
 
 
-async def incidents_by_ids(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, Row[Any]]:
+def incidents_by_ids(conn: Connection, ids: Iterable[int]) -> dict[int, Row[Any]]:
     """Incidents by id, locked for update where the database can."""
     wanted = sorted(set(ids))
     if not wanted:
         return {}
     stmt = select(incidents).where(incidents.c.id.in_(wanted)).order_by(incidents.c.id)
-    return {row.id: row for row in await conn.execute(stmt.with_for_update())}
+    return {row.id: row for row in conn.execute(stmt.with_for_update())}
 
 
-async def mark_alerts_resolved(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+def mark_alerts_resolved(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Set alerts resolved: rows of {incident_id, fingerprint, ends_at, last_seen_at}."""
     if not rows:
         return
@@ -132,7 +141,7 @@ async def mark_alerts_resolved(conn: AsyncConnection, rows: Sequence[dict[str, A
         )
         .values(status="resolved", ends_at=bindparam("b_ends_at"), last_seen_at=bindparam("b_seen"))
     )
-    await conn.execute(
+    conn.execute(
         stmt,
         [
             {
@@ -146,17 +155,15 @@ async def mark_alerts_resolved(conn: AsyncConnection, rows: Sequence[dict[str, A
     )
 
 
-async def get_incident(
-    conn: AsyncConnection, incident_id: int, *, lock: bool = False
-) -> Row[Any] | None:
+def get_incident(conn: Connection, incident_id: int, *, lock: bool = False) -> Row[Any] | None:
     stmt = select(incidents).where(incidents.c.id == incident_id)
     if lock:
         stmt = stmt.with_for_update()
-    return (await conn.execute(stmt)).first()
+    return (conn.execute(stmt)).first()
 
 
-async def list_incidents(
-    conn: AsyncConnection,
+def list_incidents(
+    conn: Connection,
     *,
     states: Sequence[str] = (),
     priorities: Sequence[str] = (),
@@ -174,28 +181,28 @@ async def list_incidents(
         stmt = stmt.where(incidents.c.rule.in_(rules))
     if before_id is not None:
         stmt = stmt.where(incidents.c.id < before_id)
-    return list(await conn.execute(stmt))
+    return list(conn.execute(stmt))
 
 
-async def alerts_of(conn: AsyncConnection, incident_id: int) -> list[Row[Any]]:
+def alerts_of(conn: Connection, incident_id: int) -> list[Row[Any]]:
     stmt = (
         select(incident_alerts)
         .where(incident_alerts.c.incident_id == incident_id)
         .order_by(incident_alerts.c.first_seen_at, incident_alerts.c.fingerprint)
     )
-    return list(await conn.execute(stmt))
+    return list(conn.execute(stmt))
 
 
-async def timeline_of(conn: AsyncConnection, incident_id: int) -> list[Row[Any]]:
+def timeline_of(conn: Connection, incident_id: int) -> list[Row[Any]]:
     stmt = select(timeline).where(timeline.c.incident_id == incident_id).order_by(timeline.c.id)
-    return list(await conn.execute(stmt))
+    return list(conn.execute(stmt))
 
 
-async def count_unresolved(conn: AsyncConnection) -> list[tuple[str, str, int]]:
+def count_unresolved(conn: Connection) -> list[tuple[str, str, int]]:
     """(state, priority, count) of every unresolved incident, for the metrics gauge."""
     stmt = (
         select(incidents.c.state, incidents.c.priority, func.count())
         .where(incidents.c.resolved_at.is_(None))
         .group_by(incidents.c.state, incidents.c.priority)
     )
-    return [(row[0], row[1], int(row[2])) for row in await conn.execute(stmt)]
+    return [(row[0], row[1], int(row[2])) for row in conn.execute(stmt)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,9 +10,17 @@ from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+_Processor = Callable[[Any], Any]
+
 
 class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in and out; SQLite would otherwise hand back naive values."""
+    """Aware UTC datetimes in and out; SQLite would otherwise hand back naive values.
+
+    On SQLite the value is stored as the same text SQLAlchemy's own DateTime writes
+    (`2026-11-21 12:39:37.336740`, UTC), so text order is time order. It is formatted and
+    parsed here with the C-level isoformat/fromisoformat: every alert carries several
+    timestamps, and SQLAlchemy's generic path costs several Python calls for each.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -19,13 +28,35 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the database; use an aware UTC datetime")
-        value = value.astimezone(UTC)
-        # SQLite compares timestamps as text, so every value must share one format.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return _utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def bind_processor(self, dialect: Dialect) -> _Processor | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def to_text(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            return _utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return to_text
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> _Processor | None:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def from_text(value: str | None) -> datetime | None:
+            return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+        return from_text
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the database; use an aware UTC datetime")
+    return value.astimezone(UTC)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.engine import Connection
 
+from remediator.store.database import Database
 from tests.api.conftest import ClientFactory
 from tests.conftest import FIXTURES, load_fixture
 
@@ -37,13 +39,7 @@ async def test_real_bodies_are_accepted_and_open_incidents(make_client: ClientFa
     client = await make_client()
     response = await post(client, load_fixture("crashloop-two-pods-firing.json"))
     assert response.status == 200
-    assert await response.json() == {
-        "received": 2,
-        "stored": 2,
-        "duplicates": 0,
-        "incidents_opened": 1,
-        "incidents_resolved": 0,
-    }
+    assert await response.json() == {"received": 2, "stored": 2, "duplicates": 0}
     assert (await post(client, load_fixture("diskfill-firing.json"))).status == 200
     page = await (await client.get("/api/v1/incidents")).json()
     assert [(i["rule"], i["priority"]) for i in page["incidents"]] == [
@@ -76,7 +72,7 @@ async def test_resolution_arrives_and_incident_resolves(make_client: ClientFacto
     body["alerts"][0]["status"] = "resolved"
     body["status"] = "resolved"
     response = await post(client, body)
-    assert (await response.json())["incidents_resolved"] == 1
+    assert response.status == 200
     (incident,) = (await (await client.get("/api/v1/incidents")).json())["incidents"]
     assert incident["state"] == "resolved"
 
@@ -125,23 +121,29 @@ async def test_storage_failure_is_503_and_the_retry_loses_nothing(
 ) -> None:
     client = await make_client()
     assert (await post(client, load_fixture("diskfill-firing.json"))).status == 200
-    engine = create_async_engine(db_url)
+    outside = Database(db_url)  # a second client, as an operator's psql/sqlite3 would be
     try:
-        async with engine.begin() as conn:  # a real database error, from the real database
-            await conn.execute(text("ALTER TABLE alert_events RENAME TO alert_events_away"))
+        # A real database error, from the real database.
+        await outside.write(rename("alert_events", "alert_events_away"))
         failed = await post(client, load_fixture("crashloop-two-pods-firing.json"))
         assert failed.status == 503  # Alertmanager retries 5xx
         assert failed.headers["Retry-After"] == "5"
-        async with engine.begin() as conn:
-            await conn.execute(text("ALTER TABLE alert_events_away RENAME TO alert_events"))
+        await outside.write(rename("alert_events_away", "alert_events"))
     finally:
-        await engine.dispose()
+        await outside.dispose()
     retried = await post(client, load_fixture("crashloop-two-pods-firing.json"))
     assert retried.status == 200
     assert (await retried.json())["stored"] == 2
     page = await (await client.get("/api/v1/incidents")).json()
     assert sorted(i["rule"] for i in page["incidents"]) == ["crashloop", "disk"]
     assert await metric(client, "remediator_webhook_requests_total", code="503") == 1
+
+
+def rename(old: str, new: str) -> Callable[[Connection], None]:
+    def transaction(conn: Connection) -> None:
+        conn.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+    return transaction
 
 
 async def test_webhook_bearer_token(make_client: ClientFactory) -> None:

@@ -1,13 +1,10 @@
-"""Alembic environment: runs migrations over the service's own async engine."""
+"""Alembic environment: runs migrations on the connection remediator hands over."""
 
 from __future__ import annotations
 
-import asyncio
-
 from alembic import context
-from sqlalchemy import pool, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from remediator.store.schema import metadata
 
@@ -29,19 +26,12 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def _run_async(url: str) -> None:
-    engine = create_async_engine(url, poolclass=pool.NullPool)
-    async with engine.begin() as conn:
-        await conn.run_sync(_run)
-    await engine.dispose()
-
-
 def _main() -> None:
+    # remediator.store.migrate always hands over a connection inside a transaction.
     connection = context.config.attributes.get("connection")
-    if connection is not None:
-        _run(connection)
-        return
-    asyncio.run(_run_async(context.config.get_main_option("sqlalchemy.url") or ""))
+    if connection is None:
+        raise RuntimeError("run migrations with `remediator db upgrade`, not the alembic CLI")
+    _run(connection)
 
 
 _main()

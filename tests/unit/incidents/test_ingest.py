@@ -80,13 +80,17 @@ def events(body: dict[str, Any]) -> Any:
 
 
 async def all_incidents(db: Database) -> list[Any]:
-    async with db.read() as conn:
-        return list(await conn.execute(select(incidents).order_by(incidents.c.id)))
+    return await db.read(
+        lambda conn: list(conn.execute(select(incidents).order_by(incidents.c.id)))
+    )
+
+
+async def timeline(db: Database, incident_id: int) -> list[Any]:
+    return await db.read(lambda conn: store.timeline_of(conn, incident_id))
 
 
 async def timeline_kinds(db: Database, incident_id: int) -> list[str]:
-    async with db.read() as conn:
-        return [e.kind for e in await store.timeline_of(conn, incident_id)]
+    return [e.kind for e in await timeline(db, incident_id)]
 
 
 async def test_a_group_of_alerts_opens_one_prioritized_incident(
@@ -277,8 +281,7 @@ async def test_label_values_are_data_never_template_code(
     body["alerts"][0]["labels"]["pod"] = "{{ 7*7 }}{% raw %}"
     await intake().ingest(events(body))
     (incident,) = await all_incidents(database)
-    async with database.read() as conn:
-        entries = await store.timeline_of(conn, incident.id)
+    entries = await timeline(database, incident.id)
     assert [e.message for e in entries if e.kind == "log"] == [
         "restart candidates: {{ 7*7 }}{% raw %}"
     ]
@@ -296,8 +299,7 @@ rules:
     await intake(rules).ingest(events(load_fixture("diskfill-firing.json")))
     (incident,) = await all_incidents(database)
     assert incident.title == "Disk on  will fill within 4 hours"
-    async with database.read() as conn:
-        entries = await store.timeline_of(conn, incident.id)
+    entries = await timeline(database, incident.id)
     error = next(e for e in entries if e.kind == "template_error")
     assert "no_such_label" in error.message
 
@@ -328,8 +330,7 @@ rules:
     result = await service.ingest(events(resolved))
     assert result.rule_matches == {"disk-cleanup-report": 1}
     (incident,) = await all_incidents(database)
-    async with database.read() as conn:
-        entries = await store.timeline_of(conn, incident.id)
+    entries = await timeline(database, incident.id)
     log_entry = next(e for e in entries if e.kind == "log")
     assert log_entry.actor == "disk-cleanup-report"
     assert log_entry.message == "db-1:9100 recovered at 2026-11-21T12:50:00+00:00"

@@ -18,8 +18,7 @@ async def test_migrated_schema_matches_the_declared_one(database: Database) -> N
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         return list(compare_metadata(context, metadata))
 
-    async with database.engine.connect() as conn:
-        assert await conn.run_sync(diff) == []
+    assert await database.read(diff) == []
 
 
 async def test_upgrade_is_idempotent_and_reports_head(database: Database) -> None:
