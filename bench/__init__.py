@@ -1,0 +1,1 @@
+"""Benchmarks that drive a real remediator process; see bench/README.md."""
