@@ -42,7 +42,8 @@ class UtcDateTime(TypeDecorator[datetime]):
         def to_text(value: datetime | None) -> str | None:
             if value is None:
                 return None
-            return _utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+            # "YYYY-MM-DD HH:MM:SS.ffffff" is the first 26 characters of the UTC isoformat.
+            return _utc(value).isoformat(" ", "microseconds")[:26]
 
         return to_text
 
@@ -57,6 +58,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 def _utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None:
         raise ValueError("naive datetime given to the database; use an aware UTC datetime")
     return value.astimezone(UTC)
