@@ -29,61 +29,31 @@ class IncidentOperations:
 
     async def acknowledge(self, incident_id: int, user: str, comment: str | None) -> None:
         now = self._clock()
-
-        def transaction(conn: Connection) -> None:
-            row = _locked(conn, incident_id)
-            check_transition(incident_id, row.state, IncidentState.acknowledged)
-            store.update_incident(
-                conn,
-                incident_id,
-                {
-                    "state": IncidentState.acknowledged.value,
-                    "acknowledged_at": now,
-                    "acknowledged_by": user,
-                    "updated_at": now,
-                },
-            )
-            message = f"acknowledged by {user}" + (f": {comment}" if comment else "")
-            _append(
-                conn,
-                incident_id,
-                now,
-                user,
-                "state_changed",
-                message,
-                row.state,
-                IncidentState.acknowledged.value,
-            )
-
-        await self._db.write(transaction)
+        message = f"acknowledged by {user}" + (f": {comment}" if comment else "")
+        changes = {"acknowledged_at": now, "acknowledged_by": user}
+        await self._transition(incident_id, user, IncidentState.acknowledged, message, changes, now)
 
     async def resolve(self, incident_id: int, user: str, reason: str | None) -> None:
         now = self._clock()
+        message = f"resolved by {user}" + (f": {reason}" if reason else "")
+        changes = {"resolved_at": now, "resolved_reason": message}
+        await self._transition(incident_id, user, IncidentState.resolved, message, changes, now)
 
+    async def _transition(
+        self,
+        incident_id: int,
+        user: str,
+        target: IncidentState,
+        message: str,
+        changes: dict[str, Any],
+        now: datetime,
+    ) -> None:
         def transaction(conn: Connection) -> None:
             row = _locked(conn, incident_id)
-            check_transition(incident_id, row.state, IncidentState.resolved)
-            why = f"resolved by {user}" + (f": {reason}" if reason else "")
-            store.update_incident(
-                conn,
-                incident_id,
-                {
-                    "state": IncidentState.resolved.value,
-                    "resolved_at": now,
-                    "resolved_reason": why,
-                    "updated_at": now,
-                },
-            )
-            _append(
-                conn,
-                incident_id,
-                now,
-                user,
-                "state_changed",
-                why,
-                row.state,
-                IncidentState.resolved.value,
-            )
+            check_transition(incident_id, row.state, target)
+            values = {"state": target.value, "updated_at": now, **changes}
+            store.update_incident(conn, incident_id, values)
+            _append(conn, incident_id, now, user, "state_changed", message, row.state, target.value)
 
         await self._db.write(transaction)
 
