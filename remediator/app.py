@@ -79,6 +79,7 @@ def _database(
         db = Database(config.database_url)
         if migrate_on_start:
             await migrate.upgrade(db)
+        db.start()
         app[appkeys.DATABASE] = db
         yield
         await db.dispose()

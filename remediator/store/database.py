@@ -16,6 +16,9 @@ identical for SQLite and PostgreSQL. `Database` decides where they run:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +30,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -36,6 +40,7 @@ _SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=10000",
 )
 _SQLITE_READERS = 4
+_CHECKPOINT_INTERVAL_SECONDS = 0.25
 
 
 class Database:
@@ -51,6 +56,7 @@ class Database:
         }
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
+        self._maintenance: asyncio.Task[None] | None = None
         if self.is_sqlite:
             _ensure_parent_dir(self.url.database)
             self._sync = create_engine(
@@ -92,10 +98,21 @@ class Database:
         async with self._async.connect() as conn:
             return await conn.run_sync(query)
 
+    def start(self) -> None:
+        """Start background upkeep (SQLite: WAL checkpoints off the writer's commit path)."""
+        if self._sync is not None and self._maintenance is None:
+            self._maintenance = asyncio.create_task(
+                self._checkpoint_loop(), name="remediator-sqlite-checkpoint"
+            )
+
     async def ping(self) -> None:
         await self.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
 
     async def dispose(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
         if self._sync is not None:
             self._writer.shutdown(wait=True)
             self._readers.shutdown(wait=True)
@@ -109,6 +126,28 @@ class Database:
             conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
             with conn.begin():
                 return transaction(conn)
+
+    async def _checkpoint_loop(self) -> None:
+        # SQLite's own checkpoint (every 1,000 WAL pages) runs inside a commit, so that
+        # commit also copies every frame to the database file and fsyncs it. Copying most
+        # frames here first, beside the writer, leaves that checkpoint little to do; it
+        # still runs, which is what lets the WAL reset. (A background checkpoint alone
+        # never completes under steady writes, and the WAL would grow without bound.)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(_CHECKPOINT_INTERVAL_SECONDS)
+            try:
+                await loop.run_in_executor(self._readers, self._checkpoint)
+            except sqlite3.Error as exc:
+                log.warning("SQLite WAL checkpoint failed, will retry: %s", exc)
+
+    def _checkpoint(self) -> None:
+        assert self._sync is not None
+        raw = self._sync.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+        finally:
+            raw.close()
 
     def _sqlite_read(self, query: Callable[[Connection], T]) -> T:
         assert self._sync is not None
