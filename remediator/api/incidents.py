@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -119,37 +120,39 @@ def _detail(conn: Connection, incident_id: int) -> IncidentDetail | None:
 
 @requires(Role.operator)
 async def acknowledge(request: web.Request) -> web.Response:
-    body = await _parse(request, AckRequest)
-    return await _operate(request, "acknowledge", body.comment)
+    comment = (await _parse(request, AckRequest)).comment
+    return await _operate(request, lambda ops, i, user: ops.acknowledge(i, user, comment))
 
 
 @requires(Role.operator)
 async def resolve(request: web.Request) -> web.Response:
-    body = await _parse(request, ResolveRequest)
-    return await _operate(request, "resolve", body.reason)
+    reason = (await _parse(request, ResolveRequest)).reason
+    return await _operate(request, lambda ops, i, user: ops.resolve(i, user, reason))
 
 
 @requires(Role.operator)
 async def add_note(request: web.Request) -> web.Response:
-    body = await _parse(request, NoteRequest)
-    return await _operate(request, "add_note", body.text, created=True)
+    text = (await _parse(request, NoteRequest)).text
+    response = await _operate(request, lambda ops, i, user: ops.add_note(i, user, text))
+    if response.status == 200:
+        response.set_status(201)
+    return response
 
 
-async def _operate(
-    request: web.Request, operation: str, text: str | None, *, created: bool = False
-) -> web.Response:
+Operation = Callable[[IncidentOperations, int, str], Awaitable[None]]
+
+
+async def _operate(request: web.Request, operation: Operation) -> web.Response:
+    """Run a human action as the requesting principal; answer with the incident after it."""
     incident_id = _incident_id(request)
     operations = IncidentOperations(request.app[appkeys.DATABASE])
     try:
-        await getattr(operations, operation)(incident_id, request[PRINCIPAL], text)
+        await operation(operations, incident_id, request[PRINCIPAL])
     except IncidentNotFoundError as exc:
         return error_response(404, str(exc))
     except InvalidTransitionError as exc:
         return error_response(409, str(exc))
-    response = await get_incident(request)
-    if created:
-        response.set_status(201)
-    return response
+    return await get_incident(request)
 
 
 async def _parse(request: web.Request, model: type[M]) -> M:

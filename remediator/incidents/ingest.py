@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -41,6 +41,8 @@ from remediator.store.database import Database
 log = logging.getLogger(__name__)
 
 UNMATCHED_PREFIX = "unmatched"
+# getLevelNamesMapping() builds a new dict on every call; look levels up here instead.
+_LOG_LEVELS = logging.getLevelNamesMapping()
 
 
 def utcnow() -> datetime:
@@ -85,6 +87,23 @@ class _Incident:
     touched: bool = False
     resolved_at: datetime | None = None
     resolved_reason: str | None = None
+
+    @classmethod
+    def from_columns(cls, columns: Mapping[str, Any], *, created_now: bool = False) -> _Incident:
+        """Build from an `incidents` row (or the values about to be inserted as one)."""
+        return cls(
+            id=columns["id"],
+            key=columns["key"],
+            rule=columns["rule"],
+            state=columns["state"],
+            priority=Priority(columns["priority"]),
+            base_priority=Priority(columns["base_priority"]),
+            labels=dict(columns["labels"]),
+            opened_at=columns["opened_at"],
+            ack_due_at=columns["ack_due_at"],
+            resolve_due_at=columns["resolve_due_at"],
+            created_now=created_now,
+        )
 
     def context(self) -> dict[str, Any]:
         return {
@@ -231,18 +250,7 @@ class _Batch:
     def _track(self, row: Any) -> _Incident:
         incident = self.incidents.get(row.id)
         if incident is None:
-            incident = _Incident(
-                id=row.id,
-                key=row.key,
-                rule=row.rule,
-                state=row.state,
-                priority=Priority(row.priority),
-                base_priority=Priority(row.base_priority),
-                labels=dict(row.labels),
-                opened_at=row.opened_at,
-                ack_due_at=row.ack_due_at,
-                resolve_due_at=row.resolve_due_at,
-            )
+            incident = _Incident.from_columns(row._mapping)
             self.incidents[row.id] = incident
         return incident
 
@@ -287,22 +295,9 @@ class _Batch:
         ids = store.insert_incidents(self.conn, rows)
         created = {}
         for row, (rule, first, title_error, before) in zip(rows, notes, strict=True):
-            incident_id = ids[row["key"]]
-            incident = _Incident(
-                id=incident_id,
-                key=row["key"],
-                rule=row["rule"],
-                state=row["state"],
-                priority=Priority(row["priority"]),
-                base_priority=Priority(row["priority"]),
-                labels=dict(first.labels),
-                opened_at=self.now,
-                ack_due_at=row["ack_due_at"],
-                resolve_due_at=row["resolve_due_at"],
-                created_now=True,
-            )
-            self.incidents[incident_id] = incident
-            created[row["key"]] = incident
+            incident = _Incident.from_columns({**row, "id": ids[row["key"]]}, created_now=True)
+            self.incidents[incident.id] = incident
+            created[incident.key] = incident
             self._record_opening(incident, rule, first, title_error, before)
         return created
 
@@ -326,7 +321,6 @@ class _Batch:
             f"opened at {incident.priority}: {why}",
             to_state=IncidentState.open.value,
         )
-        self.result.opened[incident.priority.value] += 1
         if title_error:
             self._note(incident, actor, "template_error", f"title template failed: {title_error}")
         if before is not None:
@@ -434,15 +428,15 @@ class _Batch:
     # -- actions available in this version ---------------------------------------------
 
     def _run_log_actions(self, rule: CompiledRule, event: AlertEvent, incident: _Incident) -> None:
-        for action in rule.actions:
-            if action.type != "log":
-                continue
-            context = render_context(
-                event.labels, event.annotations, _alert_context(event), incident.context()
-            )
-            template = action.params["message"]
+        actions = [action for action in rule.actions if action.type == "log"]
+        if not actions:
+            return
+        context = render_context(
+            event.labels, event.annotations, _alert_context(event), incident.context()
+        )
+        for action in actions:
             try:
-                message = template.render(context)
+                message = action.params["message"].render(context)
             except TemplateError as exc:
                 self._note(
                     incident,
@@ -451,7 +445,7 @@ class _Batch:
                     f"log action message failed: {exc}",
                 )
                 continue
-            level = logging.getLevelNamesMapping()[str(action.params.get("level", "info")).upper()]
+            level = _LOG_LEVELS[str(action.params.get("level", "info")).upper()]
             log.log(level, "rule %s incident %s: %s", rule.name, incident.id, message)
             self._note(incident, Actor.rule(rule.name), "log", message)
 
@@ -465,6 +459,8 @@ class _Batch:
             total, firing = counts.get(incident.id, (0, 0))
             self._maybe_raise(incident, total)
             self._maybe_resolve(incident, total, firing)
+            if incident.created_now:  # counted once its priority is final
+                self.result.opened[incident.priority.value] += 1
             updates.append(
                 {
                     "id": incident.id,
@@ -496,9 +492,6 @@ class _Batch:
             f"priority raised {incident.priority} → {raised}: {total} alerts "
             f"(threshold {threshold})",
         )
-        if incident.created_now:
-            self.result.opened[incident.priority.value] -= 1
-            self.result.opened[raised.value] += 1
         incident.priority = raised
         incident.ack_due_at, incident.resolve_due_at = due_times(
             self.config.priorities.sla, raised, incident.opened_at

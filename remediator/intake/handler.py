@@ -19,7 +19,6 @@ from remediator.api.auth import webhook_auth
 from remediator.api.errors import error_response, json_body, validation_details
 from remediator.intake.committer import IntakeClosedError
 from remediator.intake.model import WebhookBody, events_from
-from remediator.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +29,13 @@ RETRY_AFTER_SECONDS = "5"
 async def alertmanager_webhook(request: web.Request) -> web.StreamResponse:
     metrics = request.app[appkeys.METRICS]
     started = time.perf_counter()
-    response = await _handle(request, metrics)
+    response = await _handle(request)
     metrics.webhook_duration.observe(time.perf_counter() - started)
     metrics.webhook_requests.labels(str(response.status)).inc()
     return response
 
 
-async def _handle(request: web.Request, metrics: Metrics) -> web.Response:
+async def _handle(request: web.Request) -> web.Response:
     if request.content_type != "application/json":
         return error_response(
             415, f"content type {request.content_type!r} is not accepted: send application/json"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Sequence
+import dataclasses
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import StatementError
 
 from remediator.config import Config
 from remediator.incidents.ingest import IncidentIntake, IngestResult
@@ -51,38 +52,32 @@ async def test_concurrent_submissions_share_commits(database: Database, tmp_path
     assert await database.read(lambda conn: conn.execute(count).scalar()) == 40
 
 
-class FailsOn:
-    """An intake that refuses any transaction holding one marked submission."""
-
-    def __init__(self, poison: Sequence[AlertEvent]) -> None:
-        self.poison = poison
-        self.transactions: list[int] = []
-
-    async def ingest_many(self, submissions: Sequence[Sequence[AlertEvent]]) -> IngestResult:
-        await asyncio.sleep(0.01)  # long enough for the others to queue behind
-        self.transactions.append(len(submissions))
-        if any(s is self.poison for s in submissions):
-            raise ValueError("refused")
-        return IngestResult(stored=[len(s) for s in submissions])
+def refused_by_the_store(n: int) -> list[AlertEvent]:
+    """A submission the real database layer rejects: a timestamp without a time zone."""
+    (event,) = body(n)
+    return [dataclasses.replace(event, starts_at=event.starts_at.replace(tzinfo=None))]
 
 
-async def test_a_failing_submission_fails_alone() -> None:
-    poison = body(99)
-    fake = FailsOn(poison)
-    committer = GroupCommitter(fake, lambda result: None)  # type: ignore[arg-type]
+async def test_a_failing_submission_fails_alone(database: Database, tmp_path: Path) -> None:
+    commits: list[IngestResult] = []
+    committer = GroupCommitter(real_intake(database, tmp_path), commits.append)
     committer.start()
+    submissions = [body(1), refused_by_the_store(2), body(3), body(4)]
     try:
-        first = asyncio.create_task(committer.submit(body(0)))
-        await asyncio.sleep(0)  # the writer takes the first one alone
-        rest = [asyncio.create_task(committer.submit(b)) for b in (body(1), poison, body(2))]
-        results = await asyncio.gather(first, *rest, return_exceptions=True)
+        async with asyncio.timeout(10):  # a request left unanswered must fail, not hang
+            results = await asyncio.gather(
+                *(committer.submit(s) for s in submissions), return_exceptions=True
+            )
     finally:
         await committer.stop()
-    assert results[0] == 1
-    assert results[1] == 1
-    assert isinstance(results[2], ValueError)
-    assert results[3] == 1
-    assert fake.transactions == [1, 3, 1, 1, 1]  # the shared try, then one by one
+    assert results[0] == results[2] == results[3] == 1
+    assert isinstance(results[1], StatementError)
+    assert "naive datetime" in str(results[1])
+    # All four were queued before the writer ran, so they shared one attempt that failed;
+    # each was then committed on its own and only the bad one failed.
+    assert [c.stored for c in commits] == [[1], [1], [1]]
+    count = select(func.count()).select_from(alert_events)
+    assert await database.read(lambda conn: conn.execute(count).scalar()) == 3
 
 
 async def test_submit_after_stop_is_refused(database: Database, tmp_path: Path) -> None:
