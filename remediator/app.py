@@ -92,7 +92,13 @@ async def _intake_writer(app: web.Application) -> AsyncIterator[None]:
     intake = IncidentIntake(
         app[appkeys.DATABASE], lambda: app[appkeys.RULES].current, app[appkeys.CONFIG]
     )
-    committer = GroupCommitter(intake, app[appkeys.METRICS].record_ingest)
+    metrics = app[appkeys.METRICS]
+    committer = GroupCommitter(
+        intake,
+        on_commit=metrics.record_ingest,
+        on_known=metrics.record_known_duplicates,
+        remembered=app[appkeys.CONFIG].intake.remembered_deliveries,
+    )
     app[appkeys.COMMITTER] = committer
     committer.start()
     yield

@@ -155,6 +155,12 @@ class WebhookAuth(_Strict):
 
 class IntakeConfig(_Strict):
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="larger bodies get 413")
+    remembered_deliveries: int = Field(
+        20_000,
+        ge=0,
+        description="stored deliveries (fingerprint, startsAt, status) kept in memory so that "
+        "re-deliveries are answered without a database write; 0 turns this off",
+    )
     auth: WebhookAuth | None = None
 
 

@@ -6,6 +6,7 @@ never share counters.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -83,6 +84,12 @@ class Metrics:
             "Unix time of the last successful rule reload.",
             registry=r,
         )
+
+    def record_known_duplicates(self, by_status: Mapping[str, int]) -> None:
+        """Count re-deliveries answered from memory, without a transaction."""
+        for status, count in by_status.items():
+            self.alerts_received.labels(status).inc(count)
+            self.alerts_duplicate.inc(count)
 
     def record_ingest(self, result: IngestResult) -> None:
         """Count what one committed transaction did."""

@@ -6,6 +6,9 @@ per request, one writer task takes every request waiting at that moment and comm
 together; each request is answered only after that commit, so "stored before 2xx" holds.
 Under light load a batch is a single request and nothing waits; under heavy load the cost
 of a commit is shared by everyone who arrived while the previous one ran.
+
+Deliveries this process has already committed are answered without joining a commit at
+all (see `remediator.intake.recent`): re-deliveries are most of Alertmanager's traffic.
 """
 
 from __future__ import annotations
@@ -13,15 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from remediator.incidents.ingest import IncidentIntake, IngestResult
 from remediator.intake.model import AlertEvent
+from remediator.intake.recent import RecentDeliveries
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ALERTS_PER_COMMIT = 1000
+DEFAULT_REMEMBERED_DELIVERIES = 20_000
 
 
 class IntakeClosedError(RuntimeError):
@@ -41,23 +47,34 @@ class GroupCommitter:
         self,
         intake: IncidentIntake,
         on_commit: Callable[[IngestResult], None],
+        on_known: Callable[[Counter[str]], None],
         max_alerts: int = DEFAULT_MAX_ALERTS_PER_COMMIT,
+        remembered: int = DEFAULT_REMEMBERED_DELIVERIES,
     ) -> None:
         self._intake = intake
         self._on_commit = on_commit
+        self._on_known = on_known
         self._max_alerts = max_alerts
+        self._recent = RecentDeliveries(remembered)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
 
     async def submit(self, events: Sequence[AlertEvent]) -> int:
         """Commit these events (with whoever else is waiting); return how many were new.
 
-        Raises what the database raised if the commit failed, so the caller can answer 5xx.
+        Events this process already committed are not committed again: they count as
+        duplicates at once. Raises what the database raised if the commit failed, so the
+        caller can answer 5xx.
         """
         if self._writer is None or self._writer.done():
             raise IntakeClosedError("the intake writer is not running")
+        unknown, known = self._recent.split(events)
+        if known:
+            self._on_known(known)
+        if not unknown:
+            return 0
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(events, done))
+        self._queue.put_nowait(_Pending(unknown, done))
         return await done
 
     def start(self) -> None:
@@ -99,6 +116,8 @@ class GroupCommitter:
                 batch[0].done.set_exception(exc)
             return
         self._on_commit(result)
+        for pending in batch:
+            self._recent.remember(pending.events)
         for pending, stored in zip(batch, result.stored, strict=True):
             if not pending.done.done():  # the requester may have gone away; the data is in
                 pending.done.set_result(stored)

@@ -63,6 +63,10 @@ class WebhookBody(BaseModel):
     truncated_alerts: int = Field(0, alias="truncatedAlerts", ge=0)
 
 
+# (fingerprint, startsAt, status): deliveries with the same identity are duplicates.
+Identity = tuple[str, datetime, str]
+
+
 @dataclass(frozen=True, slots=True)
 class AlertEvent:
     """One alert's state as delivered once: what intake stores and incidents consume."""
@@ -79,7 +83,7 @@ class AlertEvent:
     external_url: str
 
     @property
-    def identity(self) -> tuple[str, datetime, str]:
+    def identity(self) -> Identity:
         """Deliveries with the same identity are duplicates (HA pairs, retries)."""
         return (self.fingerprint, self.starts_at, self.status)
 

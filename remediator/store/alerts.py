@@ -9,11 +9,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from remediator.intake.model import AlertEvent
+from remediator.intake.model import AlertEvent, Identity
 from remediator.store.dialect import upsert
 from remediator.store.schema import alert_events
-
-Identity = tuple[str, datetime, str]
 
 
 def insert_new(

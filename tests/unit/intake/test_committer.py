@@ -1,10 +1,12 @@
-"""Group commit: concurrent requests share transactions; one bad request fails alone."""
+"""Group commit: concurrent requests share transactions; one bad request fails alone;
+deliveries already committed are answered without another transaction."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
 import dataclasses
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -35,21 +37,66 @@ def real_intake(database: Database, tmp_path: Path) -> IncidentIntake:
     return IncidentIntake(database, lambda: rule_set, config)
 
 
+def committer_for(
+    database: Database, tmp_path: Path, commits: list[IngestResult], remembered: int = 100
+) -> tuple[GroupCommitter, list[Counter[str]]]:
+    known: list[Counter[str]] = []
+    committer = GroupCommitter(
+        real_intake(database, tmp_path), commits.append, known.append, remembered=remembered
+    )
+    return committer, known
+
+
+async def count_stored(database: Database) -> int:
+    count = select(func.count()).select_from(alert_events)
+    return int(await database.read(lambda conn: conn.execute(count).scalar_one()))
+
+
 async def test_concurrent_submissions_share_commits(database: Database, tmp_path: Path) -> None:
     commits: list[IngestResult] = []
-    committer = GroupCommitter(real_intake(database, tmp_path), commits.append)
+    committer, _ = committer_for(database, tmp_path, commits)
     committer.start()
     try:
         stored = await asyncio.gather(*(committer.submit(body(n)) for n in range(40)))
-        again = await committer.submit(body(0))
     finally:
         await committer.stop()
     assert stored == [1] * 40
-    assert again == 0  # a redelivery is not new
     assert len(commits) < 40  # the 40 requests did not each pay for a transaction
     assert sum(sum(c.stored) for c in commits) == 40
-    count = select(func.count()).select_from(alert_events)
-    assert await database.read(lambda conn: conn.execute(count).scalar()) == 40
+    assert await count_stored(database) == 40
+
+
+async def test_a_committed_delivery_again_needs_no_transaction(
+    database: Database, tmp_path: Path
+) -> None:
+    commits: list[IngestResult] = []
+    committer, known = committer_for(database, tmp_path, commits)
+    committer.start()
+    try:
+        assert await committer.submit(body(1)) == 1
+        assert await committer.submit(body(1) + body(1)) == 0  # an HA pair, twice
+        mixed = await committer.submit(body(1) + body(2))
+    finally:
+        await committer.stop()
+    assert mixed == 1
+    assert known == [Counter(firing=2), Counter(firing=1)]
+    # Only new deliveries reached a transaction: body(1) once, then body(2) alone.
+    assert [sum(c.received.values()) for c in commits] == [1, 1]
+    assert await count_stored(database) == 2
+
+
+async def test_without_memory_the_database_deduplicates(database: Database, tmp_path: Path) -> None:
+    commits: list[IngestResult] = []
+    committer, known = committer_for(database, tmp_path, commits, remembered=0)
+    committer.start()
+    try:
+        assert await committer.submit(body(1)) == 1
+        assert await committer.submit(body(1)) == 0
+    finally:
+        await committer.stop()
+    assert known == []
+    assert [c.duplicates for c in commits] == [0, 1]
+    assert await count_stored(database) == 1
 
 
 def refused_by_the_store(n: int) -> list[AlertEvent]:
@@ -60,7 +107,7 @@ def refused_by_the_store(n: int) -> list[AlertEvent]:
 
 async def test_a_failing_submission_fails_alone(database: Database, tmp_path: Path) -> None:
     commits: list[IngestResult] = []
-    committer = GroupCommitter(real_intake(database, tmp_path), commits.append)
+    committer, _ = committer_for(database, tmp_path, commits)
     committer.start()
     submissions = [body(1), refused_by_the_store(2), body(3), body(4)]
     try:
@@ -68,6 +115,9 @@ async def test_a_failing_submission_fails_alone(database: Database, tmp_path: Pa
             results = await asyncio.gather(
                 *(committer.submit(s) for s in submissions), return_exceptions=True
             )
+            # What failed was not stored, so it is not remembered as stored either.
+            with pytest.raises(StatementError):
+                await committer.submit(submissions[1])
     finally:
         await committer.stop()
     assert results[0] == results[2] == results[3] == 1
@@ -76,12 +126,11 @@ async def test_a_failing_submission_fails_alone(database: Database, tmp_path: Pa
     # All four were queued before the writer ran, so they shared one attempt that failed;
     # each was then committed on its own and only the bad one failed.
     assert [c.stored for c in commits] == [[1], [1], [1]]
-    count = select(func.count()).select_from(alert_events)
-    assert await database.read(lambda conn: conn.execute(count).scalar()) == 3
+    assert await count_stored(database) == 3
 
 
 async def test_submit_after_stop_is_refused(database: Database, tmp_path: Path) -> None:
-    committer = GroupCommitter(real_intake(database, tmp_path), lambda result: None)
+    committer, _ = committer_for(database, tmp_path, [])
     committer.start()
     await committer.stop()
     with pytest.raises(IntakeClosedError):
