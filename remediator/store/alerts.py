@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from remediator.intake.model import AlertEvent, Identity
@@ -23,13 +24,8 @@ def insert_new(
         unique.setdefault(event.identity, event)
     if not unique:
         return []
-    stmt = (
-        upsert(conn, alert_events)
-        .on_conflict_do_nothing(index_elements=["fingerprint", "starts_at", "status"])
-        .returning(alert_events.c.fingerprint, alert_events.c.starts_at, alert_events.c.status)
-    )
     rows = [_row(event, received_at) for event in unique.values()]
-    result = conn.execute(stmt, rows)
+    result = conn.execute(_insert_new(conn.dialect.name), rows)
     inserted = {(r.fingerprint, r.starts_at, r.status) for r in result}
     return [event for identity, event in unique.items() if identity in inserted]
 
@@ -42,12 +38,25 @@ def resolved_occurrences(
         return set()
     # Filter by fingerprint in SQL (an index search) and by startsAt here: SQLite cannot
     # use the index for a row-value IN and would scan every stored delivery.
-    stmt = select(alert_events.c.fingerprint, alert_events.c.starts_at).where(
-        alert_events.c.status == "resolved",
-        alert_events.c.fingerprint.in_({fingerprint for fingerprint, _ in occurrences}),
+    fingerprints = list({fingerprint for fingerprint, _ in occurrences})
+    found = conn.execute(_RESOLVED_OCCURRENCES, {"fingerprints": fingerprints})
+    return {(r.fingerprint, r.starts_at) for r in found} & set(occurrences)
+
+
+# Built once: these run in every intake commit (see remediator.store.incidents).
+_RESOLVED_OCCURRENCES = select(alert_events.c.fingerprint, alert_events.c.starts_at).where(
+    alert_events.c.status == "resolved",
+    alert_events.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
+)
+
+
+@cache
+def _insert_new(dialect: str) -> Any:
+    return (
+        upsert(dialect, alert_events)
+        .on_conflict_do_nothing(index_elements=["fingerprint", "starts_at", "status"])
+        .returning(alert_events.c.fingerprint, alert_events.c.starts_at, alert_events.c.status)
     )
-    wanted = set(occurrences)
-    return {(r.fingerprint, r.starts_at) for r in conn.execute(stmt)} & wanted
 
 
 def _row(event: AlertEvent, received_at: datetime) -> dict[str, Any]:

@@ -1,9 +1,15 @@
-"""Queries over incidents, their alerts and their timelines."""
+"""Queries over incidents, their alerts and their timelines.
+
+The statements the intake runs on every commit are built once, with expanding bind
+parameters for their IN lists: building a statement and coercing each listed value costs
+more Python time than SQLite spends running it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Row, bindparam, case, func, select, update
@@ -19,13 +25,17 @@ def open_by_keys(conn: Connection, keys: Iterable[str]) -> dict[str, Row[Any]]:
     wanted = sorted(set(keys))  # a fixed lock order keeps concurrent replicas deadlock-free
     if not wanted:
         return {}
-    stmt = (
-        select(incidents)
-        .where(incidents.c.key.in_(wanted), incidents.c.resolved_at.is_(None))
-        .order_by(incidents.c.key)
-        .with_for_update()
+    return {row.key: row for row in conn.execute(_OPEN_BY_KEYS, {"keys": wanted})}
+
+
+_OPEN_BY_KEYS = (
+    select(incidents)
+    .where(
+        incidents.c.key.in_(bindparam("keys", expanding=True)), incidents.c.resolved_at.is_(None)
     )
-    return {row.key: row for row in conn.execute(stmt)}
+    .order_by(incidents.c.key)
+    .with_for_update()
+)
 
 
 def last_resolved_since(conn: Connection, keys: Iterable[str], since: datetime) -> dict[str, Any]:
@@ -33,12 +43,18 @@ def last_resolved_since(conn: Connection, keys: Iterable[str], since: datetime) 
     wanted = list(set(keys))
     if not wanted:
         return {}
-    stmt = (
-        select(incidents.c.id, incidents.c.key, incidents.c.recurrence_count)
-        .where(incidents.c.key.in_(wanted), incidents.c.resolved_at >= since)
-        .order_by(incidents.c.resolved_at)
+    rows = conn.execute(_LAST_RESOLVED_SINCE, {"keys": wanted, "since": since})
+    return {row.key: row for row in rows}  # later rows win
+
+
+_LAST_RESOLVED_SINCE = (
+    select(incidents.c.id, incidents.c.key, incidents.c.recurrence_count)
+    .where(
+        incidents.c.key.in_(bindparam("keys", expanding=True)),
+        incidents.c.resolved_at >= bindparam("since"),
     )
-    return {row.key: row for row in conn.execute(stmt)}  # later rows win
+    .order_by(incidents.c.resolved_at)
+)
 
 
 def insert_incidents(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
@@ -47,8 +63,10 @@ def insert_incidents(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[s
         return {}
     # Correlate by key rather than asking for parameter order: SQLite cannot promise the
     # order of a multi-row RETURNING, so SQLAlchemy would fall back to one INSERT per row.
-    stmt = incidents.insert().returning(incidents.c.id, incidents.c.key)
-    return {row.key: row.id for row in conn.execute(stmt, list(rows))}
+    return {row.key: row.id for row in conn.execute(_INSERT_INCIDENTS, list(rows))}
+
+
+_INSERT_INCIDENTS = incidents.insert().returning(incidents.c.id, incidents.c.key)
 
 
 def update_incident(conn: Connection, incident_id: int, values: dict[str, Any]) -> None:
@@ -59,13 +77,17 @@ def update_incidents(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Write several incidents back in one statement; every row has the same keys + "id"."""
     if not rows:
         return
-    columns = [key for key in rows[0] if key != "id"]
-    stmt = (
+    stmt = _update_incidents(tuple(key for key in rows[0] if key != "id"))
+    conn.execute(stmt, [{f"b_{key}": value for key, value in row.items()} for row in rows])
+
+
+@cache
+def _update_incidents(columns: tuple[str, ...]) -> Any:
+    return (
         update(incidents)
         .where(incidents.c.id == bindparam("b_id"))
         .values({name: bindparam(f"b_{name}") for name in columns})
     )
-    conn.execute(stmt, [{f"b_{key}": value for key, value in row.items()} for row in rows])
 
 
 def alerts_in_open_incidents(conn: Connection, fingerprints: Iterable[str]) -> list[Row[Any]]:
@@ -73,32 +95,41 @@ def alerts_in_open_incidents(conn: Connection, fingerprints: Iterable[str]) -> l
     wanted = list(set(fingerprints))
     if not wanted:
         return []
-    stmt = (
-        select(
-            incident_alerts.c.incident_id,
-            incident_alerts.c.fingerprint,
-            incident_alerts.c.status,
-            incident_alerts.c.starts_at,
-        )
-        .join(incidents, incidents.c.id == incident_alerts.c.incident_id)
-        .where(incident_alerts.c.fingerprint.in_(wanted), incidents.c.resolved_at.is_(None))
+    return list(conn.execute(_ALERTS_IN_OPEN_INCIDENTS, {"fingerprints": wanted}))
+
+
+_ALERTS_IN_OPEN_INCIDENTS = (
+    select(
+        incident_alerts.c.incident_id,
+        incident_alerts.c.fingerprint,
+        incident_alerts.c.status,
+        incident_alerts.c.starts_at,
     )
-    return list(conn.execute(stmt))
+    .join(incidents, incidents.c.id == incident_alerts.c.incident_id)
+    .where(
+        incident_alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
+        incidents.c.resolved_at.is_(None),
+    )
+)
 
 
 def upsert_incident_alerts(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Attach alerts to incidents, or refresh the state of ones already attached."""
     if not rows:
         return
-    stmt = upsert(conn, incident_alerts)
-    stmt = stmt.on_conflict_do_update(
+    conn.execute(_upsert_incident_alerts(conn.dialect.name), list(rows))
+
+
+@cache
+def _upsert_incident_alerts(dialect: str) -> Any:
+    stmt = upsert(dialect, incident_alerts)
+    return stmt.on_conflict_do_update(
         index_elements=["incident_id", "fingerprint"],
         set_={
             name: stmt.excluded[name]
             for name in ("status", "starts_at", "ends_at", "labels", "annotations", "last_seen_at")
         },
     )
-    conn.execute(stmt, list(rows))
 
 
 def alert_counts(conn: Connection, incident_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
@@ -106,18 +137,27 @@ def alert_counts(conn: Connection, incident_ids: Iterable[int]) -> dict[int, tup
     wanted = list(set(incident_ids))
     if not wanted:
         return {}
-    firing = func.sum(case((incident_alerts.c.status == "firing", 1), else_=0))
-    stmt = (
-        select(incident_alerts.c.incident_id, func.count(), firing)
-        .where(incident_alerts.c.incident_id.in_(wanted))
-        .group_by(incident_alerts.c.incident_id)
+    rows = conn.execute(_ALERT_COUNTS, {"ids": wanted})
+    return {row[0]: (int(row[1]), int(row[2] or 0)) for row in rows}
+
+
+_ALERT_COUNTS = (
+    select(
+        incident_alerts.c.incident_id,
+        func.count(),
+        func.sum(case((incident_alerts.c.status == "firing", 1), else_=0)),
     )
-    return {row[0]: (int(row[1]), int(row[2] or 0)) for row in conn.execute(stmt)}
+    .where(incident_alerts.c.incident_id.in_(bindparam("ids", expanding=True)))
+    .group_by(incident_alerts.c.incident_id)
+)
 
 
 def append_timeline(conn: Connection, entries: Sequence[TimelineEntry]) -> None:
     if entries:
-        conn.execute(timeline.insert(), [entry.row() for entry in entries])
+        conn.execute(_APPEND_TIMELINE, [entry.row() for entry in entries])
+
+
+_APPEND_TIMELINE = timeline.insert()
 
 
 def incidents_by_ids(conn: Connection, ids: Iterable[int]) -> dict[int, Row[Any]]:
@@ -125,24 +165,23 @@ def incidents_by_ids(conn: Connection, ids: Iterable[int]) -> dict[int, Row[Any]
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    stmt = select(incidents).where(incidents.c.id.in_(wanted)).order_by(incidents.c.id)
-    return {row.id: row for row in conn.execute(stmt.with_for_update())}
+    return {row.id: row for row in conn.execute(_INCIDENTS_BY_IDS, {"ids": wanted})}
+
+
+_INCIDENTS_BY_IDS = (
+    select(incidents)
+    .where(incidents.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(incidents.c.id)
+    .with_for_update()
+)
 
 
 def mark_alerts_resolved(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Set alerts resolved: rows of {incident_id, fingerprint, ends_at, last_seen_at}."""
     if not rows:
         return
-    stmt = (
-        update(incident_alerts)
-        .where(
-            incident_alerts.c.incident_id == bindparam("b_incident_id"),
-            incident_alerts.c.fingerprint == bindparam("b_fingerprint"),
-        )
-        .values(status="resolved", ends_at=bindparam("b_ends_at"), last_seen_at=bindparam("b_seen"))
-    )
     conn.execute(
-        stmt,
+        _MARK_ALERTS_RESOLVED,
         [
             {
                 "b_incident_id": r["incident_id"],
@@ -153,6 +192,16 @@ def mark_alerts_resolved(conn: Connection, rows: Sequence[dict[str, Any]]) -> No
             for r in rows
         ],
     )
+
+
+_MARK_ALERTS_RESOLVED = (
+    update(incident_alerts)
+    .where(
+        incident_alerts.c.incident_id == bindparam("b_incident_id"),
+        incident_alerts.c.fingerprint == bindparam("b_fingerprint"),
+    )
+    .values(status="resolved", ends_at=bindparam("b_ends_at"), last_seen_at=bindparam("b_seen"))
+)
 
 
 def get_incident(conn: Connection, incident_id: int, *, lock: bool = False) -> Row[Any] | None:
