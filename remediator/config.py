@@ -201,6 +201,43 @@ class IncidentsConfig(_Strict):
     )
 
 
+class RemediationConfig(_Strict):
+    dry_run: bool = Field(
+        False,
+        description="record what every action would do, with rendered parameters, and run "
+        "nothing; a rule's own dry_run wins",
+    )
+    workers: int = Field(4, ge=1, le=64, description="remediation jobs run at once")
+    lease: Duration = Field(
+        timedelta(seconds=60),
+        description="a claimed job is renewed this often x3; a job whose lease lapsed "
+        "(crash, restart) is marked interrupted",
+    )
+    poll_interval: Duration = Field(
+        timedelta(seconds=1), description="how often idle workers look for queued jobs"
+    )
+    output_max_bytes: int = Field(
+        64 * 1024, ge=1024, description="each action's stored output is cut to this size"
+    )
+    data_dir: Path = Field(
+        Path("var/runs"), description="per-run files of executors (ansible-runner data dirs)"
+    )
+    keep_run_files: Duration = Field(
+        timedelta(days=1), description="per-run files older than this are removed"
+    )
+    verify_resolved_within: Duration = Field(
+        timedelta(minutes=5),
+        description="default verification window when a rule has actions but no verify",
+    )
+
+
+class PrometheusConfig(_Strict):
+    url: str | None = Field(
+        None, description="Prometheus HTTP API base for verify.promql, e.g. http://prometheus:9090"
+    )
+    timeout: Duration = Field(timedelta(seconds=10), description="per query")
+
+
 class Config(_Strict):
     """The whole service configuration."""
 
@@ -214,6 +251,12 @@ class Config(_Strict):
     intake: IntakeConfig = IntakeConfig()
     priorities: PrioritiesConfig = PrioritiesConfig()
     incidents: IncidentsConfig = IncidentsConfig()
+    remediation: RemediationConfig = RemediationConfig()
+    prometheus: PrometheusConfig = PrometheusConfig()
+    executors: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="settings of each action type, by type, e.g. kubernetes: {context: prod}",
+    )
     base_dir: Path = Field(Path("."), exclude=True, description="directory of the config file")
 
     @property

@@ -21,7 +21,14 @@ from remediator.rules.matcher import Matcher, parse_matcher
 from remediator.rules.model import TEMPLATE, Rule
 from remediator.rules.templating import Template, compile_template
 
-__all__ = ["MAX_INCIDENT_KEY_LENGTH", "CompiledAction", "CompiledRule", "RuleSet", "compile_rule"]
+__all__ = [
+    "MAX_INCIDENT_KEY_LENGTH",
+    "CompiledAction",
+    "CompiledRule",
+    "CompiledVerify",
+    "RuleSet",
+    "compile_rule",
+]
 
 MAX_INCIDENT_KEY_LENGTH: Final = 512
 
@@ -37,6 +44,16 @@ class CompiledAction:
 
     type: str
     params: Mapping[str, Any] = field(hash=False)  # read-only but unhashable; type decides
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledVerify:
+    """A rule's verification: alerts resolved within a window and/or a PromQL check."""
+
+    resolved_within: timedelta | None = None
+    promql: Template | None = None
+    within: timedelta | None = None
+    interval: timedelta = timedelta(seconds=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +73,13 @@ class CompiledRule:
     verify_resolved_within: timedelta | None
     escalate_policy: str | None
     source: str
+    per: str = "alert"
+    verify: CompiledVerify | None = None
+
+    @property
+    def remediates(self) -> bool:
+        """Whether matched alerts become remediation jobs (any action other than `log`)."""
+        return any(action.type != "log" for action in self.actions)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Whether every matcher holds for `labels` (ignores `on`; see `RuleSet.match`)."""
@@ -127,6 +151,20 @@ def compile_rule(rule: Rule, source: str) -> CompiledRule:
         verify_resolved_within=rule.verify.resolved_within if rule.verify else None,
         escalate_policy=rule.escalate.policy if rule.escalate else None,
         source=source,
+        per=rule.per,
+        verify=_compile_verify(rule),
+    )
+
+
+def _compile_verify(rule: Rule) -> CompiledVerify | None:
+    spec = rule.verify
+    if spec is None:
+        return None
+    return CompiledVerify(
+        resolved_within=spec.resolved_within,
+        promql=None if spec.promql is None else compile_template(spec.promql),
+        within=spec.within,
+        interval=spec.interval,
     )
 
 

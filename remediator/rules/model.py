@@ -18,6 +18,7 @@ fields of an action model with `TemplateStr` so they are checked at load and pre
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -29,6 +30,7 @@ from pydantic import (
     GetJsonSchemaHandler,
     ValidationError,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
@@ -50,6 +52,7 @@ __all__ = [
     "TemplateStr",
     "VerifySpec",
     "action_model_for",
+    "action_models",
     "rule_file_json_schema",
 ]
 
@@ -171,14 +174,25 @@ class LogAction(_Strict):
 
 
 ACTION_MODELS: dict[str, type[BaseModel]] = {"log": LogAction}
-"""Action models by their YAML `type`; integrations register theirs here."""
+"""The core's own action models by YAML `type`; executor plugins add theirs (`action_models`)."""
+
+
+def action_models() -> dict[str, type[BaseModel]]:
+    """Every known action model by `type`: the core's and those of installed executor plugins."""
+    from remediator.plugins import executor_plugins  # late: remediator.plugins imports this
+
+    models = dict(ACTION_MODELS)
+    for kind, plugin in executor_plugins().items():
+        models.setdefault(kind, plugin.action_model)
+    return models
 
 
 def _validate_action(value: Any) -> BaseModel:
     """Dispatch on `type` to the registered model, so nested errors keep their field path."""
-    if isinstance(value, BaseModel) and type(value) in ACTION_MODELS.values():
+    models = action_models()
+    if isinstance(value, BaseModel) and type(value) in models.values():
         return value
-    known = ", ".join(sorted(ACTION_MODELS))
+    known = ", ".join(sorted(models))
     if not isinstance(value, dict):
         raise _error(
             "action_type", f"an action must be a mapping with a `type`; known types: {known}"
@@ -216,7 +230,8 @@ class ActionField:
         cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         # Built at call time from ACTION_MODELS, so kinds registered later are included.
-        choices = {kind: model.__pydantic_core_schema__ for kind, model in ACTION_MODELS.items()}
+        models = action_models().items()
+        choices = {kind: model.__pydantic_core_schema__ for kind, model in models}
         return handler(core_schema.tagged_union_schema(choices, discriminator="type"))
 
 
@@ -226,7 +241,7 @@ Action = Annotated[BaseModel, ActionField()]
 def action_model_for(value: Any) -> type[BaseModel] | None:
     """The registered model for a raw action mapping, by its `type`; None if unknown."""
     kind = value.get("type") if isinstance(value, dict) else None
-    return ACTION_MODELS.get(kind) if isinstance(kind, str) else None
+    return action_models().get(kind) if isinstance(kind, str) else None
 
 
 class IncidentSpec(_Strict):
@@ -241,10 +256,30 @@ class IncidentSpec(_Strict):
 
 
 class VerifySpec(_Strict):
-    """How remediator checks that the fault is really gone."""
+    """How remediator checks that the fault is really gone, after the last action.
+
+    With `resolved_within`, every alert of the incident must resolve (Alertmanager sends
+    `resolved`) within that time. With `promql`, the expression is queried every `interval`
+    until it returns no series (healthy) or `within` ends. Both may be given: both must hold.
+    """
 
     resolved_within: Duration | None = None
-    """The alert must resolve within this time after the actions, e.g. 5m."""
+    """The incident's alerts must all resolve within this time after the actions, e.g. 5m."""
+    promql: TemplateStr | None = None
+    """A PromQL expression that returns series while the fault lasts, e.g.
+    'node_filesystem_avail_bytes{instance="{{ labels.instance }}"} < 1e9'."""
+    within: Duration | None = None
+    """How long the promql check may take to come back empty."""
+    interval: Duration = timedelta(seconds=15)
+    """How often the promql check is queried."""
+
+    @model_validator(mode="after")
+    def _promql_needs_within(self) -> VerifySpec:
+        if self.promql is not None and self.within is None:
+            raise ValueError("verify.promql needs `within`, e.g. within: 5m")
+        if self.within is not None and self.promql is None:
+            raise ValueError("verify.within applies to verify.promql; add promql or remove within")
+        return self
 
 
 class EscalateSpec(_Strict):
@@ -274,7 +309,9 @@ class Rule(_Strict):
     continue_: bool = Field(False, alias="continue")
     """Also try later rules after this one matched (as in Alertmanager routes)."""
     dry_run: bool | None = None
-    """Log the actions instead of running them; unset means the service default."""
+    """Record what the actions would do instead of running them; unset: the service default."""
+    per: Literal["alert", "incident"] = "alert"
+    """One remediation job per matched firing alert, or one for the incident's first alert."""
 
 
 class RuleFile(_Strict):

@@ -91,7 +91,7 @@ def test_every_level_forbids_unknown_keys() -> None:
                 actoins=[],
                 incident={"groupby": []},
                 actions=[{"type": "log", "message": "m", "lvl": "x"}],
-                verify={"within": "5m"},
+                verify={"withn": "5m"},
             )
         ],
         "groups": [],
@@ -101,7 +101,7 @@ def test_every_level_forbids_unknown_keys() -> None:
         ("rules", 0, "actoins"),
         ("rules", 0, "incident", "groupby"),
         ("rules", 0, "actions", 0, "lvl"),
-        ("rules", 0, "verify", "within"),
+        ("rules", 0, "verify", "withn"),
         ("groups",),
     }
 
@@ -219,3 +219,18 @@ def test_schema_describes_fields_for_editor_hover() -> None:
     assert "Alertmanager matchers" in properties["match"]["description"]
     assert properties["match"]["minItems"] == 1
     assert properties["match"]["items"]["examples"]
+
+
+def test_a_promql_check_needs_a_window() -> None:
+    [(loc, msg)] = errors({"rules": [rule(verify={"promql": "up == 0"})]})
+    assert loc == ("rules", 0, "verify")
+    assert "verify.promql needs `within`" in msg
+
+
+def test_verify_takes_promql_with_a_window_and_an_interval() -> None:
+    parsed = RuleFile.model_validate(
+        {"rules": [rule(verify={"promql": 'up{job="{{ labels.job }}"} == 0', "within": "5m"})]}
+    )
+    verify = parsed.rules[0].verify
+    assert verify is not None
+    assert (verify.within, verify.interval) == (timedelta(minutes=5), timedelta(seconds=15))

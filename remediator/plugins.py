@@ -1,0 +1,182 @@
+"""The plugin boundary: what an action kind (an executor) implements, and how it is found.
+
+This is the only module integrations import. An executor plugin is one folder under
+`integrations/` and one entry point in `pyproject.toml`::
+
+    [project.entry-points."remediator.executors"]
+    ansible = "remediator_integrations.ansible:PLUGIN"
+
+where `PLUGIN` is an `ExecutorPlugin`: the action's YAML `type`, its pydantic model (a
+subclass of `ActionSpec`, which gives every action `timeout` and `retries`), an optional
+settings model for the service config's `executors.<type>` section, and a factory.
+
+The core renders an action's templates with the alert as data, then calls
+`Executor.run(request)` with plain values only: label values never reach a shell, a
+template engine or a playbook as code. The core enforces `timeout` (by cancelling `run`,
+which must stop its work when cancelled) and retries only failures raised as
+`ActionFailed(retryable=True)`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from remediator.durations import Duration
+from remediator.errors import RemediatorError
+from remediator.rules.model import TemplateStr
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ActionFailed",
+    "ActionRequest",
+    "ActionResult",
+    "ActionSpec",
+    "Duration",
+    "Executor",
+    "ExecutorContext",
+    "ExecutorPlugin",
+    "PluginError",
+    "TemplateStr",
+    "executor_plugins",
+]
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "remediator.executors"
+DEFAULT_ACTION_TIMEOUT = timedelta(minutes=5)
+
+
+class ActionSpec(BaseModel):
+    """Fields every action has; an action kind's model subclasses this one.
+
+    Mark string fields that may use the alert's values with `TemplateStr`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    timeout: Duration = DEFAULT_ACTION_TIMEOUT
+    """The action is cancelled and counts as failed after this long, e.g. 10m."""
+    retries: int = Field(0, ge=0, le=10)
+    """Further attempts after a retryable failure (connection error, HTTP 5xx or 429, an
+    unreachable host), with exponential backoff and jitter; never after a validation error
+    or a 4xx."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRequest:
+    """One attempt at one action, with its parameters already rendered to plain data."""
+
+    job_id: int
+    incident_id: int
+    rule: str
+    action_index: int
+    attempt: int
+    params: Mapping[str, Any]
+    """The action model's fields (`type`, `timeout`, `retries` included), templates rendered."""
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    dry_run: bool
+    """Record what would run (server-side dry run where the system has one); change nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """What a successful action did: a one-line summary for the timeline, full output."""
+
+    summary: str
+    output: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ActionFailed(RemediatorError):
+    """The action did not do its job. `retryable` failures are tried again (see retries)."""
+
+    def __init__(self, summary: str, *, retryable: bool = False, output: str = "") -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.retryable = retryable
+        self.output = output
+
+
+class PluginError(RemediatorError):
+    """An installed plugin is broken or its settings are invalid."""
+
+
+class Executor(Protocol):
+    """Runs one action kind. Created once per service; `run` may be called concurrently."""
+
+    async def run(self, request: ActionRequest) -> ActionResult:
+        """Do the action (or, with `request.dry_run`, only describe it); raise ActionFailed."""
+        ...
+
+    def check(self, params: Mapping[str, Any]) -> list[str]:
+        """Problems a rule's action has before anything runs (a playbook that does not exist).
+
+        `params` are the action's fields as written, templates unrendered.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release what `create` acquired (sessions, thread pools)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorContext:
+    """What the service gives an executor when it is created."""
+
+    playbooks_dir: Path
+    data_dir: Path
+    """A directory the executor may use for per-run files (it cleans up after itself)."""
+    settings: BaseModel | None
+    """The validated `executors.<type>` config section, or None if the plugin has no model."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorPlugin:
+    """An action kind as an entry point declares it."""
+
+    type: str
+    action_model: builtins.type[ActionSpec]
+    create: Callable[[ExecutorContext], Executor]
+    settings_model: builtins.type[BaseModel] | None = None
+    description: str = ""
+
+
+@cache
+def executor_plugins() -> Mapping[str, ExecutorPlugin]:
+    """Installed executor plugins by action `type`, loaded once from entry points."""
+    plugins: dict[str, ExecutorPlugin] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        plugin = entry.load()
+        if not isinstance(plugin, ExecutorPlugin):
+            raise PluginError(
+                f"entry point {entry.name} = {entry.value} is not an ExecutorPlugin; "
+                "reinstall or remove the package that provides it"
+            )
+        if plugin.type != entry.name:
+            raise PluginError(
+                f"entry point {entry.name} provides action type {plugin.type!r}; "
+                "the entry point name must equal the type"
+            )
+        plugins[plugin.type] = plugin
+    return plugins
+
+
+def validate_settings(plugin: ExecutorPlugin, raw: Mapping[str, Any] | None) -> BaseModel | None:
+    """The plugin's settings from the config's `executors.<type>` section."""
+    if plugin.settings_model is None:
+        if raw:
+            raise PluginError(f"executors.{plugin.type}: this action type takes no settings")
+        return None
+    return plugin.settings_model.model_validate(dict(raw or {}))
