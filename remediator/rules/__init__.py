@@ -5,7 +5,13 @@ Load with `load_rule_set` (or `check_rule_files` for `remediator check`), then c
 semantics; templates render in a Jinja2 sandbox.
 """
 
-from remediator.rules.compiled import CompiledAction, CompiledRule, RuleSet, compile_rule
+from remediator.rules.compiled import (
+    CompiledAction,
+    CompiledRule,
+    CompiledVerify,
+    RuleSet,
+    compile_rule,
+)
 from remediator.rules.loader import check_rule_files, load_rule_set
 from remediator.rules.matcher import Matcher, MatcherSyntaxError, parse_matcher
 from remediator.rules.model import (
@@ -19,12 +25,19 @@ from remediator.rules.model import (
     VerifySpec,
     rule_file_json_schema,
 )
-from remediator.rules.templating import Template, TemplateError, compile_template, render_context
+from remediator.rules.templating import (
+    Template,
+    TemplateError,
+    compile_template,
+    render_context,
+    render_params,
+)
 
 __all__ = [
     "ACTION_MODELS",
     "CompiledAction",
     "CompiledRule",
+    "CompiledVerify",
     "EscalateSpec",
     "IncidentSpec",
     "LogAction",
@@ -43,5 +56,6 @@ __all__ = [
     "load_rule_set",
     "parse_matcher",
     "render_context",
+    "render_params",
     "rule_file_json_schema",
 ]

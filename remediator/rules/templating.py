@@ -26,7 +26,13 @@ from jinja2.exceptions import SecurityError
 from remediator.errors import RemediatorError
 from remediator.rules.sandbox import MAX_OUTPUT_CHARS, environment
 
-__all__ = ["Template", "TemplateError", "compile_template", "render_context"]
+__all__ = [
+    "Template",
+    "TemplateError",
+    "compile_template",
+    "render_context",
+    "render_params",
+]
 
 _SHOWN_SOURCE_CHARS: Final = 80
 _OPTIONAL_HINT: Final = "; if the alert may lack it, write e.g. {{ labels.name | default('') }}"
@@ -86,6 +92,22 @@ def render_context(
         "alert": dict(alert),
         "incident": dict(incident),
     }
+
+
+def render_params(params: Any, context: Mapping[str, Any]) -> Any:
+    """A compiled action's parameters as plain data: every `Template` rendered to a string.
+
+    Mappings become dicts and tuples lists, so the result is JSON-ready. Rendered values are
+    strings and stay strings: they are never parsed as YAML, JSON or template source again.
+    Raises TemplateError on the first template that fails.
+    """
+    if isinstance(params, Template):
+        return params.render(context)
+    if isinstance(params, Mapping):
+        return {key: render_params(value, context) for key, value in params.items()}
+    if isinstance(params, tuple | list):
+        return [render_params(item, context) for item in params]
+    return params
 
 
 @functools.lru_cache(maxsize=4096)

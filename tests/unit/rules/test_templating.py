@@ -189,3 +189,25 @@ def test_templates_compare_and_hash_by_source() -> None:
     assert compile_template("{{ labels.a }}") == Template("{{ labels.a }}")
     assert hash(compile_template("a")) == hash(Template("a"))
     assert "source='a'" in repr(Template("a"))
+
+
+def test_render_params_renders_templates_as_data_and_keeps_the_rest() -> None:
+    from types import MappingProxyType
+
+    from remediator.rules.templating import render_params
+
+    params = MappingProxyType(
+        {
+            "type": "ansible",
+            "retries": 2,
+            "extravars": MappingProxyType({"path": compile_template("{{ labels.mount }}")}),
+            "tags": ("clean", compile_template("{{ labels.job }}")),
+        }
+    )
+    context = render_context({"mount": "{{ 7*7 }}", "job": "node"}, {}, {}, {})
+    assert render_params(params, context) == {
+        "type": "ansible",
+        "retries": 2,
+        "extravars": {"path": "{{ 7*7 }}"},
+        "tags": ["clean", "node"],
+    }
