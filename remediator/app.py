@@ -19,10 +19,12 @@ from remediator.api.errors import error_middleware
 from remediator.api.openapi import openapi_json
 from remediator.config import Config
 from remediator.errors import RuleLoadError
-from remediator.incidents.ingest import IncidentIntake
+from remediator.incidents.ingest import IncidentIntake, IngestResult
 from remediator.intake.committer import GroupCommitter
 from remediator.intake.handler import alertmanager_webhook
 from remediator.metrics import Metrics
+from remediator.remediation.executors import create_executors
+from remediator.remediation.runner import RemediationRunner
 from remediator.rules.active import ActiveRules
 from remediator.store import migrate
 from remediator.store.database import Database
@@ -51,6 +53,7 @@ def create_app(
     app[appkeys.RULES] = ActiveRules(config.rules, config.base_dir, app[appkeys.METRICS])
     app.cleanup_ctx.append(_database(migrate_on_start))
     app.cleanup_ctx.append(_rules(handle_sighup))
+    app.cleanup_ctx.append(_remediation)
     app.cleanup_ctx.append(_intake_writer)
     _routes(app)
     return app
@@ -93,9 +96,16 @@ async def _intake_writer(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.DATABASE], lambda: app[appkeys.RULES].current, app[appkeys.CONFIG]
     )
     metrics = app[appkeys.METRICS]
+    runner = app[appkeys.RUNNER]
+
+    def on_commit(result: IngestResult) -> None:
+        metrics.record_ingest(result)
+        if result.jobs_queued:
+            runner.wake()
+
     committer = GroupCommitter(
         intake,
-        on_commit=metrics.record_ingest,
+        on_commit=on_commit,
         on_known=metrics.record_known_duplicates,
         remembered=app[appkeys.CONFIG].intake.remembered_deliveries,
     )
@@ -103,6 +113,25 @@ async def _intake_writer(app: web.Application) -> AsyncIterator[None]:
     committer.start()
     yield
     await committer.stop()
+
+
+async def _remediation(app: web.Application) -> AsyncIterator[None]:
+    """Executors and the job runner; on shutdown running jobs are cancelled, then executors."""
+    config = app[appkeys.CONFIG]
+    executors = create_executors(config)
+    runner = RemediationRunner(
+        app[appkeys.DATABASE],
+        lambda: app[appkeys.RULES].current,
+        config,
+        executors,
+        app[appkeys.METRICS],
+    )
+    app[appkeys.RUNNER] = runner
+    runner.start()
+    yield
+    await runner.stop()
+    for executor in executors.values():
+        await executor.close()
 
 
 def _rules(handle_sighup: bool) -> Callable[[web.Application], AsyncIterator[None]]:

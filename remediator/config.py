@@ -222,20 +222,10 @@ class RemediationConfig(_Strict):
     data_dir: Path = Field(
         Path("var/runs"), description="per-run files of executors (ansible-runner data dirs)"
     )
-    keep_run_files: Duration = Field(
-        timedelta(days=1), description="per-run files older than this are removed"
-    )
     verify_resolved_within: Duration = Field(
         timedelta(minutes=5),
         description="default verification window when a rule has actions but no verify",
     )
-
-
-class PrometheusConfig(_Strict):
-    url: str | None = Field(
-        None, description="Prometheus HTTP API base for verify.promql, e.g. http://prometheus:9090"
-    )
-    timeout: Duration = Field(timedelta(seconds=10), description="per query")
 
 
 class Config(_Strict):
@@ -252,7 +242,6 @@ class Config(_Strict):
     priorities: PrioritiesConfig = PrioritiesConfig()
     incidents: IncidentsConfig = IncidentsConfig()
     remediation: RemediationConfig = RemediationConfig()
-    prometheus: PrometheusConfig = PrometheusConfig()
     executors: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="settings of each action type, by type, e.g. kubernetes: {context: prod}",

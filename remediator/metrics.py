@@ -79,6 +79,33 @@ class Metrics:
             buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
             registry=r,
         )
+        self.remediation_jobs_queued = Counter(
+            "remediator_remediation_jobs_queued_total",
+            "Remediation jobs queued by the intake.",
+            registry=r,
+        )
+        self.remediation_jobs = Counter(
+            "remediator_remediation_jobs_total",
+            "Remediation jobs ended, by final state (succeeded, failed, interrupted).",
+            ["state"],
+            registry=r,
+        )
+        self.remediation_jobs_cancelled = Counter(
+            "remediator_remediation_jobs_cancelled_total",
+            "Queued remediation jobs cancelled because their alert resolved first.",
+            registry=r,
+        )
+        self.action_runs = Counter(
+            "remediator_action_runs_total",
+            "Action attempts, by action type and outcome (succeeded, failed, timeout, dry_run).",
+            ["type", "outcome"],
+            registry=r,
+        )
+        self.incidents_escalated = Counter(
+            "remediator_incidents_escalated_total",
+            "Incidents escalated because remediation failed or did not verify.",
+            registry=r,
+        )
         self.rules_last_reload_timestamp = Gauge(
             "remediator_rules_last_reload_success_timestamp_seconds",
             "Unix time of the last successful rule reload.",
@@ -103,3 +130,5 @@ class Metrics:
         for rule, count in result.rule_matches.items():
             self.rule_matches.labels(rule).inc(count)
         self.intake_commit_alerts.observe(sum(result.received.values()))
+        self.remediation_jobs_queued.inc(result.jobs_queued)
+        self.remediation_jobs_cancelled.inc(result.jobs_cancelled)

@@ -16,11 +16,13 @@ from remediator.api.auth import requires
 from remediator.api.errors import ApiError, error_response, json_body, validation_details
 from remediator.api.models import (
     AckRequest,
+    ActionRun,
     Alert,
     Incident,
     IncidentDetail,
     IncidentPage,
     NoteRequest,
+    RemediationJob,
     ResolveRequest,
     TimelineEntry,
 )
@@ -30,6 +32,7 @@ from remediator.errors import IncidentNotFoundError, InvalidTransitionError
 from remediator.incidents.operations import IncidentOperations
 from remediator.rules import Matcher, MatcherSyntaxError, parse_matcher
 from remediator.store import incidents as store
+from remediator.store import jobs as job_store
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -115,7 +118,18 @@ def _detail(conn: Connection, incident_id: int) -> IncidentDetail | None:
         **Incident.model_validate(row).model_dump(),
         alerts=[Alert.model_validate(a) for a in store.alerts_of(conn, incident_id)],
         timeline=[TimelineEntry.model_validate(e) for e in store.timeline_of(conn, incident_id)],
+        remediation=_remediation(conn, incident_id),
     )
+
+
+def _remediation(conn: Connection, incident_id: int) -> list[RemediationJob]:
+    runs: dict[int, list[ActionRun]] = {}
+    for run in job_store.runs_of(conn, incident_id):
+        runs.setdefault(run.job_id, []).append(ActionRun.model_validate(run))
+    return [
+        RemediationJob.model_validate(job).model_copy(update={"runs": runs.get(job.id, [])})
+        for job in job_store.jobs_of(conn, incident_id)
+    ]
 
 
 @requires(Role.operator)

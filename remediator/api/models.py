@@ -61,9 +61,41 @@ class TimelineEntry(_Out):
     data: dict[str, Any] | None
 
 
+class ActionRun(_Out):
+    """One attempt of one action: rendered parameters, outcome, output (size-capped)."""
+
+    action_index: int
+    type: str
+    attempt: int
+    params: dict[str, Any]
+    started_at: datetime
+    finished_at: datetime
+    outcome: str = Field(description="succeeded, failed, timeout or dry_run")
+    retryable: bool
+    summary: str
+    output: str
+    output_truncated: bool
+
+
+class RemediationJob(_Out):
+    """A remediation of one alert (or of the incident, per the rule's `per`)."""
+
+    id: int
+    rule: str
+    fingerprint: str
+    state: str = Field(description="queued, running, succeeded, failed, cancelled, interrupted")
+    dry_run: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    outcome: str | None
+    runs: list[ActionRun] = Field(default_factory=list)
+
+
 class IncidentDetail(Incident):
     alerts: list[Alert]
     timeline: list[TimelineEntry]
+    remediation: list[RemediationJob]
 
 
 class IncidentPage(BaseModel):

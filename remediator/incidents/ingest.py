@@ -36,6 +36,7 @@ from remediator.intake.model import AlertEvent
 from remediator.rules import CompiledRule, RuleSet, Template, TemplateError, render_context
 from remediator.store import alerts as alert_store
 from remediator.store import incidents as store
+from remediator.store import jobs
 from remediator.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class IngestResult:
     opened: Counter[str] = field(default_factory=Counter)
     rule_matches: Counter[str] = field(default_factory=Counter)
     resolved_incidents: int = 0
+    jobs_queued: int = 0
+    jobs_cancelled: int = 0
 
 
 class _Known(NamedTuple):
@@ -183,6 +186,7 @@ class _Batch:
         # (incident id, fingerprint) -> state, for every alert this batch concerns that sits
         # in an unresolved incident; kept current as the batch attaches alerts.
         self.known: dict[tuple[int, str], _Known] = {}
+        self.jobs: list[dict[str, Any]] = []
 
     def run(self, submissions: Sequence[Sequence[AlertEvent]]) -> IngestResult:
         events = [event for submission in submissions for event in submission]
@@ -198,6 +202,8 @@ class _Batch:
             firing = self._drop_superseded_firing([e for e in new if e.status == "firing"])
             self._apply_firing(firing)
             self._apply_resolved([e for e in new if e.status == "resolved"])
+            jobs.insert_jobs(self.conn, self.jobs)
+            self.result.jobs_queued = len(self.jobs)
             self._settle()
         return self.result
 
@@ -231,10 +237,14 @@ class _Batch:
             incident = by_key[key]
             for matched_rule, event in plan:
                 slot = (incident.id, event.fingerprint)
-                row = self._attach(incident, matched_rule, event, self.known.get(slot))
+                known = self.known.get(slot)
+                first_of_new = incident.created_now and not incident.touched
+                row = self._attach(incident, matched_rule, event, known)
                 if row is not None:
                     self.known[slot] = _Known("firing", event.starts_at)
                     rows.append(row)
+                    if matched_rule is not None and matched_rule.remediates:
+                        self._maybe_queue_job(incident, matched_rule, event, known, first_of_new)
         store.upsert_incident_alerts(self.conn, rows)
 
     def _open_or_create(
@@ -364,7 +374,7 @@ class _Batch:
             )
         incident.labels = {k: v for k, v in incident.labels.items() if event.labels.get(k) == v}
         incident.touched = True
-        if rule is not None:
+        if rule is not None and not rule.remediates:  # else they run in the job, in order
             self._run_log_actions(rule, event, incident)
         return {
             "incident_id": incident.id,
@@ -378,6 +388,31 @@ class _Batch:
             "first_seen_at": self.now,
             "last_seen_at": self.now,
         }
+
+    def _maybe_queue_job(
+        self,
+        incident: _Incident,
+        rule: CompiledRule,
+        event: AlertEvent,
+        known: _Known | None,
+        first_of_new: bool,
+    ) -> None:
+        """Queue a job for a new firing occurrence (per alert) or a new incident (per incident)."""
+        if rule.per == "incident":
+            if not first_of_new:
+                return
+        elif known is not None and known.status == "firing":
+            return  # the same alert still firing, or a newer startsAt of a firing alert
+        dry_run = rule.dry_run if rule.dry_run is not None else self.config.remediation.dry_run
+        self.jobs.append(jobs.job_row(incident.id, rule.name, event, dry_run, self.now))
+        actions = ", ".join(action.type for action in rule.actions)
+        self._note(
+            incident,
+            Actor.rule(rule.name),
+            "remediation_queued",
+            f"remediation queued for alert {event.labels.get('alertname', event.fingerprint)} "
+            f"({event.fingerprint}): {actions}" + (" [dry run]" if dry_run else ""),
+        )
 
     # -- resolved ---------------------------------------------------------------------
 
@@ -404,6 +439,26 @@ class _Batch:
                 incident = self.incidents[incident_id]
                 updates.append(self._resolve_alert(incident, event, matched[id(event)]))
         store.mark_alerts_resolved(self.conn, updates)
+        self._cancel_queued_jobs({(u["incident_id"], u["fingerprint"]) for u in updates})
+
+    def _cancel_queued_jobs(self, resolved: set[tuple[int, str]]) -> None:
+        """A job still waiting when its alert resolves is not needed any more."""
+        if not resolved:
+            return
+        queued = jobs.queued_for(self.conn, {fingerprint for _, fingerprint in resolved})
+        cancelled = [job for job in queued if (job.incident_id, job.fingerprint) in resolved]
+        jobs.cancel(
+            self.conn, [job.id for job in cancelled], "resolved before remediation", self.now
+        )
+        self.result.jobs_cancelled = len(cancelled)
+        for job in cancelled:
+            self._note(
+                self.incidents[job.incident_id],
+                Actor.system(),
+                "remediation_cancelled",
+                f"remediation job {job.id} cancelled: alert {job.fingerprint} resolved before "
+                "remediation",
+            )
 
     def _resolve_alert(
         self, incident: _Incident, event: AlertEvent, rules: list[CompiledRule]
@@ -500,8 +555,12 @@ class _Batch:
     def _maybe_resolve(self, incident: _Incident, total: int, firing: int) -> None:
         if firing > 0 or total == 0 or incident.state == IncidentState.resolved:
             return
+        if incident.state == IncidentState.remediating:
+            return  # the running action finishes first; then verification decides
         check_transition(incident.id, incident.state, IncidentState.resolved)
         reason = f"source resolved: all {total} alert(s) resolved"
+        if incident.state == IncidentState.verifying:
+            reason = f"auto-remediated: all {total} alert(s) resolved after remediation"
         self._note(
             incident,
             Actor.system(),

@@ -48,12 +48,9 @@ class CompiledAction:
 
 @dataclass(frozen=True, slots=True)
 class CompiledVerify:
-    """A rule's verification: alerts resolved within a window and/or a PromQL check."""
+    """A rule's verification: its alerts resolved within a window."""
 
     resolved_within: timedelta | None = None
-    promql: Template | None = None
-    within: timedelta | None = None
-    interval: timedelta = timedelta(seconds=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,12 +157,7 @@ def _compile_verify(rule: Rule) -> CompiledVerify | None:
     spec = rule.verify
     if spec is None:
         return None
-    return CompiledVerify(
-        resolved_within=spec.resolved_within,
-        promql=None if spec.promql is None else compile_template(spec.promql),
-        within=spec.within,
-        interval=spec.interval,
-    )
+    return CompiledVerify(resolved_within=spec.resolved_within)
 
 
 def compile_action(action: BaseModel) -> CompiledAction:

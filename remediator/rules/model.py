@@ -18,7 +18,6 @@ fields of an action model with `TemplateStr` so they are checked at load and pre
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -30,7 +29,6 @@ from pydantic import (
     GetJsonSchemaHandler,
     ValidationError,
     WithJsonSchema,
-    model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
@@ -256,30 +254,10 @@ class IncidentSpec(_Strict):
 
 
 class VerifySpec(_Strict):
-    """How remediator checks that the fault is really gone, after the last action.
-
-    With `resolved_within`, every alert of the incident must resolve (Alertmanager sends
-    `resolved`) within that time. With `promql`, the expression is queried every `interval`
-    until it returns no series (healthy) or `within` ends. Both may be given: both must hold.
-    """
+    """How remediator checks that the fault is really gone, after the last action."""
 
     resolved_within: Duration | None = None
     """The incident's alerts must all resolve within this time after the actions, e.g. 5m."""
-    promql: TemplateStr | None = None
-    """A PromQL expression that returns series while the fault lasts, e.g.
-    'node_filesystem_avail_bytes{instance="{{ labels.instance }}"} < 1e9'."""
-    within: Duration | None = None
-    """How long the promql check may take to come back empty."""
-    interval: Duration = timedelta(seconds=15)
-    """How often the promql check is queried."""
-
-    @model_validator(mode="after")
-    def _promql_needs_within(self) -> VerifySpec:
-        if self.promql is not None and self.within is None:
-            raise ValueError("verify.promql needs `within`, e.g. within: 5m")
-        if self.within is not None and self.promql is None:
-            raise ValueError("verify.within applies to verify.promql; add promql or remove within")
-        return self
 
 
 class EscalateSpec(_Strict):

@@ -204,6 +204,14 @@ _MARK_ALERTS_RESOLVED = (
 )
 
 
+def verifications_due(conn: Connection, now: datetime) -> list[Row[Any]]:
+    """Incidents still verifying after their verification window ended."""
+    stmt = select(incidents).where(
+        incidents.c.state == "verifying", incidents.c.verify_due_at < now
+    )
+    return list(conn.execute(stmt.order_by(incidents.c.id)))
+
+
 def get_incident(conn: Connection, incident_id: int, *, lock: bool = False) -> Row[Any] | None:
     stmt = select(incidents).where(incidents.c.id == incident_id)
     if lock:

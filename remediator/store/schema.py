@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -76,6 +77,8 @@ incidents = Table(
     Column("resolve_due_at", Timestamp, nullable=False),
     Column("previous_incident_id", Id, ForeignKey("incidents.id")),
     Column("recurrence_count", Integer, nullable=False, default=0),
+    # Set when the last remediation job of the incident ends; verification must hold by then.
+    Column("verify_due_at", Timestamp),
     # At most one unresolved incident per key; replicas racing to open one collide here.
     Index(
         "uq_incidents_open_key",
@@ -118,4 +121,52 @@ timeline = Table(
     Column("message", Text, nullable=False),
     Column("data", JSON),
     Index("ix_timeline_incident_id_id", "incident_id", "id"),
+)
+
+# One remediation of one alert (or one incident, per the rule's `per`): claimed by a worker
+# with a lease, so a crash leaves a row whose lease lapses, never a job "running" forever.
+remediation_jobs = Table(
+    "remediation_jobs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("rule", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("starts_at", Timestamp, nullable=False),
+    # queued | running | succeeded | failed | cancelled | interrupted
+    Column("state", String(16), nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("annotations", JSON, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("started_at", Timestamp),
+    Column("finished_at", Timestamp),
+    Column("lease_owner", String(64)),
+    Column("lease_expires_at", Timestamp),
+    Column("outcome", Text),
+    Index("ix_remediation_jobs_state_id", "state", "id"),
+    Index("ix_remediation_jobs_incident_id", "incident_id"),
+)
+
+# Every attempt of every action of a job: rendered parameters, outcome, capped output.
+action_runs = Table(
+    "action_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_id", Id, ForeignKey("remediation_jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("action_index", Integer, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("finished_at", Timestamp, nullable=False),
+    # succeeded | failed | timeout | dry_run
+    Column("outcome", String(16), nullable=False),
+    Column("retryable", Boolean, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("output", Text, nullable=False),
+    Column("output_truncated", Boolean, nullable=False),
+    Index("ix_action_runs_job_id", "job_id"),
+    Index("ix_action_runs_incident_id", "incident_id"),
 )

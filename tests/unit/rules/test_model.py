@@ -155,14 +155,14 @@ def test_template_syntax_errors_point_at_the_field() -> None:
 def test_an_unknown_action_type_names_the_known_ones() -> None:
     [(loc, msg)] = errors({"rules": [rule(actions=[{"type": "ansible", "playbook": "p.yml"}])]})
     assert loc == ("rules", 0, "actions", 0, "type")
-    assert msg == "unknown action type 'ansible'; known types: log"
+    assert msg == "unknown action type 'ansible'; known types: http, log"
 
 
 @pytest.mark.parametrize("action", [{"message": "m"}, "log", None])
 def test_an_action_needs_a_mapping_with_a_type(action: Any) -> None:
     [(loc, msg)] = errors({"rules": [rule(actions=[action])]})
     assert loc == ("rules", 0, "actions", 0)
-    assert "known types: log" in msg
+    assert "known types: http, log" in msg
 
 
 def test_errors_inside_an_action_keep_their_path() -> None:
@@ -219,18 +219,3 @@ def test_schema_describes_fields_for_editor_hover() -> None:
     assert "Alertmanager matchers" in properties["match"]["description"]
     assert properties["match"]["minItems"] == 1
     assert properties["match"]["items"]["examples"]
-
-
-def test_a_promql_check_needs_a_window() -> None:
-    [(loc, msg)] = errors({"rules": [rule(verify={"promql": "up == 0"})]})
-    assert loc == ("rules", 0, "verify")
-    assert "verify.promql needs `within`" in msg
-
-
-def test_verify_takes_promql_with_a_window_and_an_interval() -> None:
-    parsed = RuleFile.model_validate(
-        {"rules": [rule(verify={"promql": 'up{job="{{ labels.job }}"} == 0', "within": "5m"})]}
-    )
-    verify = parsed.rules[0].verify
-    assert verify is not None
-    assert (verify.within, verify.interval) == (timedelta(minutes=5), timedelta(seconds=15))

@@ -1,0 +1,1 @@
+"""Remediation: run the actions a rule names, record every attempt, hand over to verification."""

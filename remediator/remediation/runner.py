@@ -1,0 +1,411 @@
+"""The job runner: claim queued jobs, run their actions in order, verify, or escalate.
+
+One supervisor task per process claims jobs (a lease each, renewed while they run) up to
+`remediation.workers` at a time and runs each in its own task. Every attempt of every action
+is an `action_runs` row and a timeline entry. When the last job of an incident ends:
+
+- an action failed (after its retries) → the incident is `escalated`, with what was tried;
+- otherwise → `verifying` until `verify_due_at`; if all its alerts resolve by then (the intake
+  sees that) it ends `resolved` as auto-remediated, else the sweep escalates it.
+
+The same supervisor sweeps lapsed leases (a crashed or stopped worker): those jobs become
+`interrupted` and their incident goes to verification, which decides as above.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Connection
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from remediator.config import Config
+from remediator.incidents.states import IncidentState, check_transition
+from remediator.incidents.timeline import Actor, TimelineEntry
+from remediator.metrics import Metrics
+from remediator.plugins import ActionFailed, ActionRequest, Executor
+from remediator.rules import CompiledAction, CompiledRule, RuleSet, TemplateError
+from remediator.rules.templating import render_context, render_params
+from remediator.store import incidents as incident_store
+from remediator.store import jobs as job_store
+from remediator.store.database import Database
+
+log = logging.getLogger(__name__)
+
+_S = IncidentState
+# Verification (and escalation after it) only make sense for an incident still in our hands.
+_AUTOMATED = {_S.open.value, _S.remediating.value, _S.verifying.value}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RemediationRunner:
+    """Runs remediation jobs from the database; start with `start`, end with `stop`."""
+
+    def __init__(
+        self,
+        db: Database,
+        rules: Callable[[], RuleSet],
+        config: Config,
+        executors: Mapping[str, Executor],
+        metrics: Metrics,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._db = db
+        self._rules = rules
+        self._config = config.remediation
+        self._executors = executors
+        self._metrics = metrics
+        self._clock = clock
+        self._owner = f"remediator-{uuid.uuid4().hex[:12]}"
+        self._wake = asyncio.Event()
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._supervisor: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._supervisor = asyncio.create_task(self._supervise(), name="remediation-supervisor")
+
+    def wake(self) -> None:
+        """New jobs were queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop claiming; cancel running jobs (their runs are recorded as interrupted)."""
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- the supervisor ----------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        lease = self._config.lease
+        while True:
+            try:
+                await self._db.write(self._sweep)
+                await self._claim_and_start()
+                await self._db.write(self._renew)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be briefly unreachable; try again
+                log.exception("remediation supervisor: will retry")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(
+                    min(self._config.poll_interval, lease / 3).total_seconds()
+                ):
+                    await self._wake.wait()
+            self._wake.clear()
+
+    async def _claim_and_start(self) -> None:
+        free = self._config.workers - len(self._running)
+        if free <= 0:
+            return
+        now = self._clock()
+        lease_until = now + self._config.lease
+
+        def claim(conn: Connection) -> list[Any]:
+            return job_store.claim(conn, self._owner, free, now, lease_until)
+
+        for job in await self._db.write(claim):
+            task = asyncio.create_task(self._run_job(job), name=f"remediation-job-{job.id}")
+            self._running[job.id] = task
+            task.add_done_callback(functools.partial(self._job_done, job.id))
+
+    def _job_done(self, job_id: int, _task: asyncio.Task[None]) -> None:
+        self._running.pop(job_id, None)
+        self._wake.set()  # a worker slot is free
+
+    def _renew(self, conn: Connection) -> None:
+        job_store.renew(conn, list(self._running), self._owner, self._clock() + self._config.lease)
+
+    def _sweep(self, conn: Connection) -> None:
+        """Interrupted jobs go to verification; verifications past due escalate."""
+        now = self._clock()
+        lapsed = job_store.lapsed(conn, now)
+        job_store.mark_interrupted(conn, [job.id for job in lapsed], now)
+        for job in lapsed:
+            self._metrics.remediation_jobs.labels(job_store.INTERRUPTED).inc()
+            self._after_job(conn, job.incident_id, job.id, None, now, interrupted=True)
+        for incident in incident_store.verifications_due(conn, now):
+            self._escalate(
+                conn,
+                incident,
+                f"not verified: {incident.firing_count} of {incident.alert_count} alert(s) "
+                "still firing when the verification window ended",
+                now,
+            )
+
+    # -- one job -----------------------------------------------------------------------
+
+    async def _run_job(self, job: Any) -> None:
+        rule = _rule_named(self._rules(), job.rule)
+        failure: str | None = None
+        try:
+            await self._db.write(lambda conn: self._started(conn, job, rule))
+            if rule is None:
+                failure = f"rule {job.rule} is no longer loaded; nothing was run"
+            else:
+                failure = await self._run_actions(job, rule)
+        except asyncio.CancelledError:
+            # Shutting down: leave the job running with its lease; the next sweep (here or on
+            # another replica) marks it interrupted once the lease lapses.
+            raise
+        except Exception as exc:  # a bug or the database: record it, never lose the job
+            log.exception("remediation job %s failed unexpectedly", job.id)
+            failure = f"internal error: {type(exc).__name__}: {exc}"
+        await self._db.write(lambda conn: self._finished(conn, job, failure))
+
+    async def _run_actions(self, job: Any, rule: CompiledRule) -> str | None:
+        """Run the rule's actions in order; the first failure stops them. None = all ok."""
+        context = render_context(
+            job.labels,
+            job.annotations,
+            {"fingerprint": job.fingerprint, "status": "firing", "starts_at": str(job.starts_at)},
+            {"id": job.incident_id, "rule": rule.name},
+        )
+        for index, action in enumerate(rule.actions):
+            try:
+                params = render_params(action.params, context)
+            except TemplateError as exc:
+                await self._record_template_error(job, index, action, exc)
+                return f"action {index + 1} ({action.type}): {exc}"
+            error = await self._run_action(job, index, action, params)
+            if error is not None:
+                return f"action {index + 1} ({action.type}) failed: {error}"
+        return None
+
+    async def _run_action(
+        self, job: Any, index: int, action: CompiledAction, params: dict[str, Any]
+    ) -> str | None:
+        executor = self._executors.get(action.type)
+        if executor is None:
+            return f"no executor for action type {action.type!r} is installed"
+        retries = int(params.get("retries", 0))
+        timeout = params.get("timeout") or timedelta(minutes=5)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, ActionFailed) and exc.retryable),
+            stop=stop_after_attempt(retries + 1),
+            wait=wait_random_exponential(multiplier=1, max=60),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    request = ActionRequest(
+                        job_id=job.id,
+                        incident_id=job.incident_id,
+                        rule=job.rule,
+                        action_index=index,
+                        attempt=attempt.retry_state.attempt_number,
+                        params=params,
+                        labels=job.labels,
+                        annotations=job.annotations,
+                        dry_run=bool(job.dry_run),
+                    )
+                    await self._attempt(executor, request, _seconds(timeout))
+        except ActionFailed as exc:
+            return exc.summary
+        return None
+
+    async def _attempt(self, executor: Executor, request: ActionRequest, limit_s: float) -> None:
+        started = self._clock()
+        try:
+            async with asyncio.timeout(limit_s):
+                result = await executor.run(request)
+        except TimeoutError:
+            failure = ActionFailed(f"timed out after {limit_s:g}s and was cancelled")
+            await self._record(request, started, "timeout", failure.summary, "", False)
+            raise failure from None
+        except ActionFailed as exc:
+            await self._record(request, started, "failed", exc.summary, exc.output, exc.retryable)
+            raise
+        except Exception as exc:  # a broken plugin must not take the runner down
+            failure = ActionFailed(f"executor error: {type(exc).__name__}: {exc}")
+            await self._record(request, started, "failed", failure.summary, "", False)
+            raise failure from exc
+        outcome = "dry_run" if request.dry_run else "succeeded"
+        await self._record(request, started, outcome, result.summary, result.output, False)
+
+    async def _record(
+        self,
+        request: ActionRequest,
+        started: datetime,
+        outcome: str,
+        summary: str,
+        output: str,
+        retryable: bool,
+    ) -> None:
+        limit = self._config.output_max_bytes
+        encoded = output.encode()
+        truncated = len(encoded) > limit
+        kind = str(request.params.get("type"))
+        self._metrics.action_runs.labels(kind, outcome).inc()
+        row = {
+            "job_id": request.job_id,
+            "incident_id": request.incident_id,
+            "action_index": request.action_index,
+            "type": kind,
+            "attempt": request.attempt,
+            "params": _jsonable(request.params),
+            "started_at": started,
+            "finished_at": self._clock(),
+            "outcome": outcome,
+            "retryable": retryable,
+            "summary": summary,
+            "output": encoded[:limit].decode(errors="ignore") if truncated else output,
+            "output_truncated": truncated,
+        }
+        retry_note = " (will retry)" if retryable else ""
+        entry = TimelineEntry(
+            request.incident_id,
+            row["finished_at"],
+            Actor.rule(request.rule),
+            f"action_{outcome}",
+            f"{kind} action {request.action_index + 1}, attempt {request.attempt}: "
+            f"{outcome}: {summary}{retry_note}",
+            data={"job_id": request.job_id},
+        )
+
+        def write(conn: Connection) -> None:
+            job_store.record_run(conn, row)
+            incident_store.append_timeline(conn, [entry])
+
+        await self._db.write(write)
+
+    async def _record_template_error(
+        self, job: Any, index: int, action: CompiledAction, exc: TemplateError
+    ) -> None:
+        request = ActionRequest(
+            job.id, job.incident_id, job.rule, index, 1, {"type": action.type}, {}, {}, False
+        )
+        await self._record(request, self._clock(), "failed", f"template error: {exc}", "", False)
+
+    # -- incident transitions -------------------------------------------------------------
+
+    def _started(self, conn: Connection, job: Any, rule: CompiledRule | None) -> None:
+        incident = incident_store.get_incident(conn, job.incident_id, lock=True)
+        if incident is None or incident.state not in (_S.open.value, _S.verifying.value):
+            return
+        what = ", ".join(a.type for a in rule.actions) if rule else "nothing"
+        mode = " [dry run]" if job.dry_run else ""
+        self._transition(conn, incident, _S.remediating, f"job {job.id} runs {what}{mode}")
+
+    def _finished(self, conn: Connection, job: Any, failure: str | None) -> None:
+        now = self._clock()
+        state = job_store.FAILED if failure else job_store.SUCCEEDED
+        if not job_store.finish(conn, job.id, state, failure or "all actions succeeded", now):
+            return  # marked interrupted meanwhile; the sweep handled the incident
+        self._metrics.remediation_jobs.labels(state).inc()
+        self._after_job(conn, job.incident_id, job.id, failure, now, interrupted=False)
+
+    def _after_job(
+        self,
+        conn: Connection,
+        incident_id: int,
+        job_id: int,
+        failure: str | None,
+        now: datetime,
+        *,
+        interrupted: bool,
+    ) -> None:
+        incident = incident_store.get_incident(conn, incident_id, lock=True)
+        if incident is None or incident.state not in _AUTOMATED:
+            return
+        if failure is not None:
+            self._escalate(conn, incident, f"remediation failed: job {job_id}: {failure}", now)
+            return
+        if any(
+            state in job_store.ACTIVE_STATES
+            for state in job_store.states_of_incident(conn, incident_id)
+        ):
+            return  # the incident's other jobs decide when they end
+        if incident.firing_count == 0:
+            self._transition(
+                conn,
+                incident,
+                _S.resolved,
+                "auto-remediated: every alert resolved during remediation",
+                resolved=True,
+            )
+            return
+        window = self._verify_window(incident.rule)
+        how = "interrupted (its worker stopped)" if interrupted else "done"
+        self._transition(
+            conn,
+            incident,
+            _S.verifying,
+            f"remediation {how}; verifying: all alerts must resolve within {window}",
+            verify_due_at=now + window,
+        )
+
+    def _verify_window(self, rule_name: str | None) -> timedelta:
+        rule = _rule_named(self._rules(), rule_name)
+        if rule is not None and rule.verify is not None and rule.verify.resolved_within:
+            return rule.verify.resolved_within
+        return self._config.verify_resolved_within
+
+    def _escalate(self, conn: Connection, incident: Any, reason: str, now: datetime) -> None:
+        self._metrics.incidents_escalated.inc()
+        self._transition(conn, incident, _S.escalated, reason)
+
+    def _transition(
+        self,
+        conn: Connection,
+        incident: Any,
+        target: IncidentState,
+        reason: str,
+        *,
+        resolved: bool = False,
+        verify_due_at: datetime | None = None,
+    ) -> None:
+        check_transition(incident.id, incident.state, target)
+        now = self._clock()
+        values: dict[str, Any] = {
+            "state": target.value,
+            "updated_at": now,
+            "verify_due_at": verify_due_at,
+        }
+        if resolved:
+            values |= {"resolved_at": now, "resolved_reason": reason}
+        incident_store.update_incident(conn, incident.id, values)
+        entry = TimelineEntry(
+            incident.id,
+            now,
+            Actor.system(),
+            "state_changed",
+            reason,
+            from_state=incident.state,
+            to_state=target.value,
+        )
+        incident_store.append_timeline(conn, [entry])
+
+
+def _rule_named(rules: RuleSet, name: str | None) -> CompiledRule | None:
+    return next((rule for rule in rules.rules if rule.name == name), None)
+
+
+def _seconds(value: Any) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, timedelta):
+        return f"{value.total_seconds():g}s"
+    return value

@@ -1,0 +1,155 @@
+"""Queries over remediation jobs and their action runs.
+
+A job is queued in the intake transaction, claimed by a worker with a lease (renewed while
+it runs), and ended by the worker. A lease that lapses means the worker is gone: the job is
+marked interrupted by whoever notices first, so no job stays "running" forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy.engine import Connection
+
+from remediator.intake.model import AlertEvent
+from remediator.store.schema import action_runs, remediation_jobs
+
+QUEUED, RUNNING = "queued", "running"
+SUCCEEDED, FAILED, CANCELLED, INTERRUPTED = "succeeded", "failed", "cancelled", "interrupted"
+ACTIVE_STATES = (QUEUED, RUNNING)
+
+
+def job_row(
+    incident_id: int, rule: str, event: AlertEvent, dry_run: bool, now: datetime
+) -> dict[str, Any]:
+    """The row that queues a job for this alert of this incident."""
+    return {
+        "incident_id": incident_id,
+        "rule": rule,
+        "fingerprint": event.fingerprint,
+        "starts_at": event.starts_at,
+        "state": QUEUED,
+        "dry_run": dry_run,
+        "labels": event.labels,
+        "annotations": event.annotations,
+        "created_at": now,
+    }
+
+
+def insert_jobs(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(_INSERT_JOBS, list(rows))
+
+
+_INSERT_JOBS = remediation_jobs.insert()
+
+
+def queued_for(conn: Connection, fingerprints: Iterable[str]) -> list[Row[Any]]:
+    """Queued jobs of these alerts (id, incident_id, fingerprint)."""
+    wanted = list(set(fingerprints))
+    if not wanted:
+        return []
+    return list(conn.execute(_QUEUED_FOR, {"fingerprints": wanted}))
+
+
+_QUEUED_FOR = select(
+    remediation_jobs.c.id, remediation_jobs.c.incident_id, remediation_jobs.c.fingerprint
+).where(
+    remediation_jobs.c.state == QUEUED,
+    remediation_jobs.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
+)
+
+
+def cancel(conn: Connection, ids: Sequence[int], reason: str, now: datetime) -> None:
+    if ids:
+        conn.execute(
+            update(remediation_jobs)
+            .where(remediation_jobs.c.id.in_(ids), remediation_jobs.c.state == QUEUED)
+            .values(state=CANCELLED, outcome=reason, finished_at=now)
+        )
+
+
+def claim(
+    conn: Connection, owner: str, limit: int, now: datetime, lease_until: datetime
+) -> list[Row[Any]]:
+    """Take up to `limit` queued jobs, oldest first, for `owner`; return them."""
+    candidates = select(remediation_jobs.c.id).where(remediation_jobs.c.state == QUEUED)
+    candidates = candidates.order_by(remediation_jobs.c.id).limit(limit)
+    if conn.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)  # replicas take different jobs
+    ids = [row.id for row in conn.execute(candidates)]
+    if not ids:
+        return []
+    conn.execute(
+        update(remediation_jobs)
+        .where(remediation_jobs.c.id.in_(ids))
+        .values(state=RUNNING, lease_owner=owner, lease_expires_at=lease_until, started_at=now)
+    )
+    claimed = select(remediation_jobs).where(remediation_jobs.c.id.in_(ids))
+    return list(conn.execute(claimed.order_by(remediation_jobs.c.id)))
+
+
+def renew(conn: Connection, ids: Sequence[int], owner: str, lease_until: datetime) -> None:
+    if ids:
+        conn.execute(
+            update(remediation_jobs)
+            .where(
+                remediation_jobs.c.id.in_(ids),
+                remediation_jobs.c.lease_owner == owner,
+                remediation_jobs.c.state == RUNNING,
+            )
+            .values(lease_expires_at=lease_until)
+        )
+
+
+def finish(conn: Connection, job_id: int, state: str, outcome: str, now: datetime) -> bool:
+    """End a running job; False if it was not running any more (interrupted meanwhile)."""
+    result = conn.execute(
+        update(remediation_jobs)
+        .where(remediation_jobs.c.id == job_id, remediation_jobs.c.state == RUNNING)
+        .values(state=state, outcome=outcome, finished_at=now, lease_expires_at=None)
+    )
+    return bool(result.rowcount)
+
+
+def lapsed(conn: Connection, now: datetime) -> list[Row[Any]]:
+    """Running jobs whose lease has expired: their worker stopped without ending them."""
+    stmt = select(remediation_jobs.c.id, remediation_jobs.c.incident_id).where(
+        remediation_jobs.c.state == RUNNING, remediation_jobs.c.lease_expires_at < now
+    )
+    return list(conn.execute(stmt))
+
+
+def mark_interrupted(conn: Connection, ids: Sequence[int], now: datetime) -> None:
+    if ids:
+        conn.execute(
+            update(remediation_jobs)
+            .where(remediation_jobs.c.id.in_(ids), remediation_jobs.c.state == RUNNING)
+            .values(
+                state=INTERRUPTED,
+                outcome="interrupted: the worker stopped before the job ended (lease expired)",
+                finished_at=now,
+            )
+        )
+
+
+def states_of_incident(conn: Connection, incident_id: int) -> list[str]:
+    stmt = select(remediation_jobs.c.state).where(remediation_jobs.c.incident_id == incident_id)
+    return [row.state for row in conn.execute(stmt)]
+
+
+def record_run(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(action_runs.insert(), row)
+
+
+def jobs_of(conn: Connection, incident_id: int) -> list[Row[Any]]:
+    stmt = select(remediation_jobs).where(remediation_jobs.c.incident_id == incident_id)
+    return list(conn.execute(stmt.order_by(remediation_jobs.c.id)))
+
+
+def runs_of(conn: Connection, incident_id: int) -> list[Row[Any]]:
+    stmt = select(action_runs).where(action_runs.c.incident_id == incident_id)
+    return list(conn.execute(stmt.order_by(action_runs.c.id)))
