@@ -103,6 +103,10 @@ def _check(args: argparse.Namespace) -> int:
     base = Path.cwd() if args.rule_files else config.base_dir
     rule_set, rule_problems = check_rule_files(patterns, base)
     problems.extend(rule_problems)
+    if rule_set is not None:
+        from remediator.remediation.executors import action_problems
+
+        problems.extend(asyncio.run(action_problems(config, rule_set)))
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

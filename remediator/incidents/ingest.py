@@ -33,6 +33,7 @@ from remediator.incidents.sla import due_times
 from remediator.incidents.states import IncidentState, check_transition
 from remediator.incidents.timeline import Actor, TimelineEntry
 from remediator.intake.model import AlertEvent
+from remediator.remediation.executors import write_log_action
 from remediator.rules import CompiledRule, RuleSet, Template, TemplateError, render_context
 from remediator.store import alerts as alert_store
 from remediator.store import incidents as store
@@ -42,8 +43,6 @@ from remediator.store.database import Database
 log = logging.getLogger(__name__)
 
 UNMATCHED_PREFIX = "unmatched"
-# getLevelNamesMapping() builds a new dict on every call; look levels up here instead.
-_LOG_LEVELS = logging.getLevelNamesMapping()
 
 
 def utcnow() -> datetime:
@@ -500,8 +499,8 @@ class _Batch:
                     f"log action message failed: {exc}",
                 )
                 continue
-            level = _LOG_LEVELS[str(action.params.get("level", "info")).upper()]
-            log.log(level, "rule %s incident %s: %s", rule.name, incident.id, message)
+            level = str(action.params.get("level", "info"))
+            write_log_action(rule.name, incident.id, level, message)
             self._note(incident, Actor.rule(rule.name), "log", message)
 
     # -- counts, priority, resolution, write-back ------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from remediator.config import Config
+from remediator.errors import Problem
 from remediator.plugins import (
     ActionRequest,
     ActionResult,
@@ -19,18 +20,24 @@ from remediator.plugins import (
     executor_plugins,
     validate_settings,
 )
+from remediator.rules import RuleSet
 
 log = logging.getLogger(__name__)
 _LEVELS = logging.getLevelNamesMapping()
 
 
+def write_log_action(rule: str, incident_id: int, level: str, message: str) -> None:
+    """The `log` action's effect, at intake (log-only rules) or in a job: one log line."""
+    log.log(_LEVELS[level.upper()], "rule %s incident %s: %s", rule, incident_id, message)
+
+
 class LogExecutor:
-    """The core's `log` action inside a remediation job: one line in the service log."""
+    """The core's `log` action inside a remediation job."""
 
     async def run(self, request: ActionRequest) -> ActionResult:
         message = str(request.params.get("message", ""))
-        level = _LEVELS[str(request.params.get("level", "info")).upper()]
-        log.log(level, "rule %s incident %s: %s", request.rule, request.incident_id, message)
+        level = str(request.params.get("level", "info"))
+        write_log_action(request.rule, request.incident_id, level, message)
         return ActionResult(summary=message)
 
     def check(self, params: Mapping[str, Any]) -> list[str]:
@@ -62,6 +69,27 @@ def create_executors(config: Config) -> dict[str, Executor]:
         )
         executors[kind] = plugin.create(context)
     return executors
+
+
+async def action_problems(config: Config, rules: RuleSet) -> list[Problem]:
+    """What each rule's actions would fail on before running (e.g. a missing playbook)."""
+    try:
+        executors = create_executors(config)
+    except PluginError as exc:
+        return [Problem(str(config.base_dir / "<config>"), 0, str(exc))]
+    problems = []
+    try:
+        for rule in rules.rules:
+            file, _, line = rule.source.rpartition(":")
+            for index, action in enumerate(rule.actions):
+                executor = executors.get(action.type)
+                for message in executor.check(action.params) if executor else []:
+                    where = f"rule {rule.name}: actions[{index}] ({action.type})"
+                    problems.append(Problem(file, int(line or 0), f"{where}: {message}"))
+    finally:
+        for executor in executors.values():
+            await executor.close()
+    return problems
 
 
 def _first_error(exc: ValidationError) -> str:

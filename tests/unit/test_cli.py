@@ -30,6 +30,28 @@ def test_check_reports_file_line_and_exits_1(
     assert err[-1] == "FAILED: 2 problem(s)"
 
 
+def test_check_reports_a_playbook_that_is_not_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "present.yml").write_text("- hosts: all\n  tasks: []\n")
+    (tmp_path / "rules.yml").write_text(
+        "rules:\n"
+        "  - name: disk\n"
+        "    match: ['alertname=\"Disk\"']\n"
+        "    actions:\n"
+        "      - {type: ansible, playbook: present.yml}\n"
+        "      - {type: ansible, playbook: missing.yml}\n"
+    )
+    config = tmp_path / "remediator.yml"
+    config.write_text("rules: [rules.yml]\nplaybooks_dir: playbooks\n")
+    assert main(["check", "--config", str(config)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2, err
+    assert err[0].endswith("missing.yml") or "missing.yml" in err[0]
+    assert "rules.yml:2: rule disk: actions[1] (ansible): " in err[0]
+
+
 def test_check_validates_the_config_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "remediator.yml"
     config.write_text(f"rules: [{REPO / 'rules'}]\nlisten: nowhere\n")
