@@ -25,6 +25,7 @@ from remediator.intake.handler import alertmanager_webhook
 from remediator.metrics import Metrics
 from remediator.remediation.executors import create_executors
 from remediator.remediation.runner import RemediationRunner
+from remediator.remediation.verification import close_verifiers, create_verifiers
 from remediator.rules.active import ActiveRules
 from remediator.store import migrate
 from remediator.store.database import Database
@@ -116,15 +117,18 @@ async def _intake_writer(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _remediation(app: web.Application) -> AsyncIterator[None]:
-    """Executors and the job runner; on shutdown running jobs are cancelled, then executors."""
+    """Executors, verifiers and the job runner; on shutdown running jobs and checks are
+    cancelled, then executors and verifiers closed."""
     config = app[appkeys.CONFIG]
     executors = create_executors(config)
+    verifiers = create_verifiers(config)
     runner = RemediationRunner(
         app[appkeys.DATABASE],
         lambda: app[appkeys.RULES].current,
         config,
         executors,
         app[appkeys.METRICS],
+        verifiers=verifiers,
     )
     app[appkeys.RUNNER] = runner
     runner.start()
@@ -132,6 +136,7 @@ async def _remediation(app: web.Application) -> AsyncIterator[None]:
     await runner.stop()
     for executor in executors.values():
         await executor.close()
+    await close_verifiers(verifiers)
 
 
 def _rules(handle_sighup: bool) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("rule_files", nargs="*", help="check these rule files instead of config's")
     check.set_defaults(func=_check)
 
+    test = sub.add_parser("test", help="run rule unit tests (like promtool test rules)")
+    _config_option(test)
+    test.add_argument("test_files", nargs="+", type=Path, help="rule test files (YAML)")
+    test.set_defaults(func=_test)
+
     schema = sub.add_parser("schema", help="print a JSON Schema for editors")
     schema.add_argument("which", nargs="?", choices=["rules", "config"], default="rules")
     schema.set_defaults(func=_schema)
@@ -105,8 +110,10 @@ def _check(args: argparse.Namespace) -> int:
     problems.extend(rule_problems)
     if rule_set is not None:
         from remediator.remediation.executors import action_problems
+        from remediator.remediation.verification import verification_problems
 
         problems.extend(asyncio.run(action_problems(config, rule_set)))
+        problems.extend(asyncio.run(verification_problems(config, rule_set)))
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
@@ -114,6 +121,22 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     count = len(rule_set.rules) if rule_set else 0
     print(f"SUCCESS: {count} rules found")
+    return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    from remediator.rules.testing import run_rule_tests
+
+    # The config only decides priorities (severity map, default); without one, defaults.
+    config = _load(args) if args.config or os.environ.get(CONFIG_ENV) else Config()
+    report = run_rule_tests(args.test_files, config.priorities)
+    for failure in report.failures:
+        print(failure, file=sys.stderr)
+    failed = len({(f.file, f.line) for f in report.failures})
+    if failed:
+        print(f"FAILED: {failed} of {report.tests} tests in {report.files} files", file=sys.stderr)
+        return 1
+    print(f"SUCCESS: {report.tests} tests in {report.files} files")
     return 0
 
 

@@ -207,7 +207,13 @@ class RemediationConfig(_Strict):
         description="record what every action would do, with rendered parameters, and run "
         "nothing; a rule's own dry_run wins",
     )
-    workers: int = Field(4, ge=1, le=64, description="remediation jobs run at once")
+    workers: int = Field(
+        4,
+        ge=0,
+        le=64,
+        description="remediation jobs run at once; 0 makes an intake-only replica whose jobs "
+        "wait in the database for a replica with workers",
+    )
     lease: Duration = Field(
         timedelta(seconds=60),
         description="a claimed job is renewed this often x3; a job whose lease lapsed "
@@ -245,6 +251,11 @@ class Config(_Strict):
     executors: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="settings of each action type, by type, e.g. kubernetes: {context: prod}",
+    )
+    verifiers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="settings of each verification kind, e.g. promql: {url: "
+        "http://prometheus:9090}",
     )
     base_dir: Path = Field(Path("."), exclude=True, description="directory of the config file")
 

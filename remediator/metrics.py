@@ -101,6 +101,13 @@ class Metrics:
             ["type", "outcome"],
             registry=r,
         )
+        self.verification_checks = Counter(
+            "remediator_verification_checks_total",
+            "Verification checks after remediation (PromQL), by outcome: healthy, unhealthy, "
+            "error.",
+            ["outcome"],
+            registry=r,
+        )
         self.incidents_escalated = Counter(
             "remediator_incidents_escalated_total",
             "Incidents escalated because remediation failed or did not verify.",

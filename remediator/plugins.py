@@ -1,4 +1,5 @@
-"""The plugin boundary: what an action kind (an executor) implements, and how it is found.
+"""The plugin boundary: what an action kind (an executor) or a verifier implements, and how
+they are found.
 
 This is the only module integrations import. An executor plugin is one folder under
 `integrations/` and one entry point in `pyproject.toml`::
@@ -15,6 +16,10 @@ The core renders an action's templates with the alert as data, then calls
 template engine or a playbook as code. The core enforces `timeout` (by cancelling `run`,
 which must stop its work when cancelled) and retries only failures raised as
 `ActionFailed(retryable=True)`.
+
+A verifier plugin (entry point group `remediator.verifiers`) answers one kind of `verify:`
+check after remediation, e.g. `promql`: `Verifier.check(query)` says whether the fault is
+gone. Its settings come from the config's `verifiers.<type>` section.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from datetime import timedelta
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,22 +42,29 @@ from remediator.rules.model import TemplateStr
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "VERIFIER_ENTRY_POINT_GROUP",
     "ActionFailed",
     "ActionRequest",
     "ActionResult",
     "ActionSpec",
+    "CheckFailed",
+    "CheckResult",
     "Duration",
     "Executor",
     "ExecutorContext",
     "ExecutorPlugin",
     "PluginError",
     "TemplateStr",
+    "Verifier",
+    "VerifierPlugin",
     "executor_plugins",
+    "verifier_plugins",
 ]
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "remediator.executors"
+VERIFIER_ENTRY_POINT_GROUP = "remediator.verifiers"
 DEFAULT_ACTION_TIMEOUT = timedelta(minutes=5)
 
 
@@ -156,21 +168,77 @@ class ExecutorPlugin:
 @cache
 def executor_plugins() -> Mapping[str, ExecutorPlugin]:
     """Installed executor plugins by action `type`, loaded once from entry points."""
-    plugins: dict[str, ExecutorPlugin] = {}
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
+    return _load_plugins(ENTRY_POINT_GROUP, ExecutorPlugin)
+
+
+@cache
+def verifier_plugins() -> Mapping[str, VerifierPlugin]:
+    """Installed verifier plugins by `verify:` key (e.g. `promql`), loaded once."""
+    return _load_plugins(VERIFIER_ENTRY_POINT_GROUP, VerifierPlugin)
+
+
+_P = TypeVar("_P", "ExecutorPlugin", "VerifierPlugin")
+
+
+def _load_plugins(group: str, kind: builtins.type[_P]) -> dict[str, _P]:
+    plugins: dict[str, _P] = {}
+    for entry in entry_points(group=group):
         plugin = entry.load()
-        if not isinstance(plugin, ExecutorPlugin):
+        if not isinstance(plugin, kind):
             raise PluginError(
-                f"entry point {entry.name} = {entry.value} is not an ExecutorPlugin; "
+                f"entry point {entry.name} = {entry.value} is not a {kind.__name__}; "
                 "reinstall or remove the package that provides it"
             )
         if plugin.type != entry.name:
             raise PluginError(
-                f"entry point {entry.name} provides action type {plugin.type!r}; "
+                f"entry point {entry.name} provides type {plugin.type!r}; "
                 "the entry point name must equal the type"
             )
         plugins[plugin.type] = plugin
     return plugins
+
+
+# -- verifiers ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One verification check: is the fault gone, and what the check saw, in one line."""
+
+    healthy: bool
+    summary: str
+
+
+class CheckFailed(RemediatorError):
+    """A check could not be made. `permanent` ones (a query the server rejects) will not
+    succeed by waiting, so verification ends at once; others are tried at the next interval."""
+
+    def __init__(self, summary: str, *, permanent: bool = False) -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.permanent = permanent
+
+
+class Verifier(Protocol):
+    """Answers one kind of `verify:` check. Created once per service from its settings."""
+
+    async def check(self, query: str) -> CheckResult:
+        """Run the (already rendered) query once; raise CheckFailed when it cannot."""
+        ...
+
+    async def close(self) -> None:
+        """Release what `create` acquired."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierPlugin:
+    """A verification kind as an entry point declares it."""
+
+    type: str
+    settings_model: builtins.type[BaseModel]
+    create: Callable[[BaseModel], Verifier]
+    description: str = ""
 
 
 def validate_settings(plugin: ExecutorPlugin, raw: Mapping[str, Any] | None) -> BaseModel | None:

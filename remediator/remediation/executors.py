@@ -61,7 +61,7 @@ def create_executors(config: Config) -> dict[str, Executor]:
         try:
             settings = validate_settings(plugin, config.executors.get(kind))
         except ValidationError as exc:
-            raise PluginError(f"executors.{kind}: {_first_error(exc)}") from None
+            raise PluginError(f"executors.{kind}: {describe_settings_error(exc)}") from None
         context = ExecutorContext(
             playbooks_dir=config.resolve_path(config.playbooks_dir),
             data_dir=Path(data_dir),
@@ -92,7 +92,8 @@ async def action_problems(config: Config, rules: RuleSet) -> list[Problem]:
     return problems
 
 
-def _first_error(exc: ValidationError) -> str:
+def describe_settings_error(exc: ValidationError) -> str:
+    """A plugin settings error in one line: the field path and what is wrong with it."""
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error["loc"])
     return f"{where}: {error['msg']}" if where else str(error["msg"])

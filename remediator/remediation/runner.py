@@ -6,9 +6,12 @@ is an `action_runs` row and a timeline entry. When the last job of an incident e
 
 - an action failed (after its retries) → the incident is `escalated`, with what was tried;
 - otherwise → `verifying` until `verify_due_at`; if all its alerts resolve by then (the intake
-  sees that) it ends `resolved` as auto-remediated, else the sweep escalates it.
+  sees that), or the rule's `verify.promql` query returns no series (checked every
+  `interval`), it ends `resolved` as auto-remediated, else the sweep escalates it.
 
-The same supervisor sweeps lapsed leases (a crashed or stopped worker): those jobs become
+The same supervisor claims due PromQL checks (moving each one's next check time is its lease)
+and runs them in tasks of their own, so a slow Prometheus never holds up jobs. It also sweeps
+lapsed leases (a crashed or stopped worker): those jobs become
 `interrupted` and their incident goes to verification, which decides as above.
 """
 
@@ -27,11 +30,20 @@ from sqlalchemy.engine import Connection
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from remediator.config import Config
+from remediator.durations import format_duration
 from remediator.incidents.states import IncidentState, check_transition
 from remediator.incidents.timeline import Actor, TimelineEntry
 from remediator.metrics import Metrics
-from remediator.plugins import ActionFailed, ActionRequest, Executor
-from remediator.rules import CompiledAction, CompiledRule, RuleSet, TemplateError
+from remediator.plugins import (
+    ActionFailed,
+    ActionRequest,
+    CheckFailed,
+    CheckResult,
+    Executor,
+    Verifier,
+)
+from remediator.remediation.verification import PROMQL
+from remediator.rules import CompiledAction, CompiledRule, CompiledVerify, RuleSet, TemplateError
 from remediator.rules.templating import render_context, render_params
 from remediator.store import incidents as incident_store
 from remediator.store import jobs as job_store
@@ -42,6 +54,8 @@ log = logging.getLogger(__name__)
 _S = IncidentState
 # Verification (and escalation after it) only make sense for an incident still in our hands.
 _AUTOMATED = {_S.open.value, _S.remediating.value, _S.verifying.value}
+# At most this many verification checks run at once per process; the rest wait a sweep.
+MAX_CONCURRENT_CHECKS = 32
 
 
 def utcnow() -> datetime:
@@ -59,6 +73,7 @@ class RemediationRunner:
         executors: Mapping[str, Executor],
         metrics: Metrics,
         clock: Callable[[], datetime] = utcnow,
+        verifiers: Mapping[str, Verifier] | None = None,
     ) -> None:
         self._db = db
         self._rules = rules
@@ -69,6 +84,8 @@ class RemediationRunner:
         self._owner = f"remediator-{uuid.uuid4().hex[:12]}"
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._verifiers = dict(verifiers or {})
+        self._checks: set[asyncio.Task[None]] = set()
         self._supervisor: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -84,7 +101,7 @@ class RemediationRunner:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
-        tasks = list(self._running.values())
+        tasks = [*self._running.values(), *self._checks]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -95,7 +112,8 @@ class RemediationRunner:
         lease = self._config.lease
         while True:
             try:
-                await self._db.write(self._sweep)
+                checks = await self._db.write(self._sweep)
+                self._start_checks(checks)
                 await self._claim_and_start()
                 await self._db.write(self._renew)
             except asyncio.CancelledError:
@@ -131,8 +149,11 @@ class RemediationRunner:
     def _renew(self, conn: Connection) -> None:
         job_store.renew(conn, list(self._running), self._owner, self._clock() + self._config.lease)
 
-    def _sweep(self, conn: Connection) -> None:
-        """Interrupted jobs go to verification; verifications past due escalate."""
+    def _sweep(self, conn: Connection) -> list[Any]:
+        """Interrupted jobs go to verification; verifications past due escalate.
+
+        Returns the PromQL checks now due, claimed for this process.
+        """
         now = self._clock()
         lapsed = job_store.lapsed(conn, now)
         job_store.mark_interrupted(conn, [job.id for job in lapsed], now)
@@ -140,13 +161,65 @@ class RemediationRunner:
             self._metrics.remediation_jobs.labels(job_store.INTERRUPTED).inc()
             self._after_job(conn, job.incident_id, job.id, None, now, interrupted=True)
         for incident in incident_store.verifications_due(conn, now):
-            self._escalate(
-                conn,
-                incident,
-                f"not verified: {incident.firing_count} of {incident.alert_count} alert(s) "
-                "still firing when the verification window ended",
-                now,
+            self._escalate(conn, incident, _not_verified(incident), now)
+        free = MAX_CONCURRENT_CHECKS - len(self._checks)
+        if PROMQL not in self._verifiers or free <= 0:
+            return []
+        return incident_store.claim_promql_checks(conn, now, free, self._next_check)
+
+    def _next_check(self, row: Any) -> datetime:
+        verify = _verify_of(self._rules(), row.rule)
+        interval = verify.interval if verify is not None else timedelta(seconds=30)
+        return self._clock() + interval
+
+    # -- PromQL checks -------------------------------------------------------------------
+
+    def _start_checks(self, checks: list[Any]) -> None:
+        for row in checks:
+            task = asyncio.create_task(self._check(row), name=f"verify-incident-{row.id}")
+            self._checks.add(task)
+            task.add_done_callback(self._checks.discard)
+
+    async def _check(self, row: Any) -> None:
+        verifier = self._verifiers[PROMQL]
+        try:
+            outcome: CheckResult | CheckFailed = await verifier.check(row.verify_query)
+        except CheckFailed as exc:
+            outcome = exc
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broken plugin must not take the runner down
+            log.exception("verification check of incident %s failed unexpectedly", row.id)
+            outcome = CheckFailed(f"verifier error: {type(exc).__name__}: {exc}")
+        try:
+            await self._db.write(lambda conn: self._checked(conn, row, outcome))
+        except Exception:  # the database: the check runs again at its next time
+            log.exception("could not record the verification check of incident %s", row.id)
+
+    def _checked(self, conn: Connection, row: Any, outcome: CheckResult | CheckFailed) -> None:
+        incident = incident_store.get_incident(conn, row.id, lock=True)
+        if incident is None or incident.state != _S.verifying.value:
+            return  # resolved by its alerts, or acknowledged, meanwhile
+        if incident.verify_query != row.verify_query:
+            return  # a later remediation started another verification
+        now = self._clock()
+        query = row.verify_query
+        if isinstance(outcome, CheckResult) and outcome.healthy:
+            self._metrics.verification_checks.labels("healthy").inc()
+            reason = f"auto-remediated: verified by PromQL: {query} {outcome.summary}"
+            self._transition(conn, incident, _S.resolved, reason, resolved=True)
+        elif isinstance(outcome, CheckFailed) and outcome.permanent:
+            self._metrics.verification_checks.labels("error").inc()
+            reason = f"not verified: the PromQL check cannot run: {outcome.summary}"
+            self._escalate(conn, incident, reason, now)
+        else:
+            ran = isinstance(outcome, CheckResult)
+            self._metrics.verification_checks.labels("unhealthy" if ran else "error").inc()
+            what = outcome.summary if ran else f"failed: {outcome.summary}; will try again"
+            entry = TimelineEntry(
+                incident.id, now, Actor.system(), "verification_check", f"PromQL {query}: {what}"
             )
+            incident_store.append_timeline(conn, [entry])
 
     # -- one job -----------------------------------------------------------------------
 
@@ -341,21 +414,50 @@ class RemediationRunner:
                 resolved=True,
             )
             return
-        window = self._verify_window(incident.rule)
+        self._start_verifying(conn, incident, now, interrupted)
+
+    def _start_verifying(
+        self, conn: Connection, incident: Any, now: datetime, interrupted: bool
+    ) -> None:
+        verify = _verify_of(self._rules(), incident.rule)
+        window = (verify.window if verify else None) or self._config.verify_resolved_within
         how = "interrupted (its worker stopped)" if interrupted else "done"
+        intro = f"remediation {how}; verifying within {format_duration(window)}: "
+        if verify is None or verify.promql is None:
+            reason = intro + "all alerts must resolve"
+            self._transition(conn, incident, _S.verifying, reason, verify_due_at=now + window)
+            return
+        if PROMQL not in self._verifiers:
+            reason = intro + (
+                "all alerts must resolve (the rule's PromQL check is skipped: "
+                "verifiers.promql is not configured)"
+            )
+            self._transition(conn, incident, _S.verifying, reason, verify_due_at=now + window)
+            return
+        context = render_context(
+            incident.labels,
+            incident.annotations,
+            {},
+            {"id": incident.id, "key": incident.key, "rule": incident.rule},
+        )
+        try:
+            query = verify.promql.render(context)
+        except TemplateError as exc:
+            self._escalate(conn, incident, f"not verified: verify.promql: {exc}", now)
+            return
+        reason = intro + (
+            f"PromQL {query} must return no series (checked every "
+            f"{format_duration(verify.interval)}), or all alerts resolve"
+        )
         self._transition(
             conn,
             incident,
             _S.verifying,
-            f"remediation {how}; verifying: all alerts must resolve within {window}",
+            reason,
             verify_due_at=now + window,
+            verify_query=query,
+            verify_check_at=now + verify.interval,
         )
-
-    def _verify_window(self, rule_name: str | None) -> timedelta:
-        rule = _rule_named(self._rules(), rule_name)
-        if rule is not None and rule.verify is not None and rule.verify.resolved_within:
-            return rule.verify.resolved_within
-        return self._config.verify_resolved_within
 
     def _escalate(self, conn: Connection, incident: Any, reason: str, now: datetime) -> None:
         self._metrics.incidents_escalated.inc()
@@ -370,6 +472,8 @@ class RemediationRunner:
         *,
         resolved: bool = False,
         verify_due_at: datetime | None = None,
+        verify_query: str | None = None,
+        verify_check_at: datetime | None = None,
     ) -> None:
         check_transition(incident.id, incident.state, target)
         now = self._clock()
@@ -377,6 +481,8 @@ class RemediationRunner:
             "state": target.value,
             "updated_at": now,
             "verify_due_at": verify_due_at,
+            "verify_query": verify_query,
+            "verify_check_at": verify_check_at,
         }
         if resolved:
             values |= {"resolved_at": now, "resolved_reason": reason}
@@ -395,6 +501,21 @@ class RemediationRunner:
 
 def _rule_named(rules: RuleSet, name: str | None) -> CompiledRule | None:
     return next((rule for rule in rules.rules if rule.name == name), None)
+
+
+def _verify_of(rules: RuleSet, name: str | None) -> CompiledVerify | None:
+    rule = _rule_named(rules, name)
+    return rule.verify if rule is not None else None
+
+
+def _not_verified(incident: Any) -> str:
+    alerts = f"{incident.firing_count} of {incident.alert_count} alert(s) still firing"
+    if incident.verify_query:
+        return (
+            f"not verified: PromQL {incident.verify_query} never returned an empty result and "
+            f"{alerts} when the verification window ended (each check is on the timeline)"
+        )
+    return f"not verified: {alerts} when the verification window ended"
 
 
 def _seconds(value: Any) -> float:

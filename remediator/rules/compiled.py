@@ -48,9 +48,17 @@ class CompiledAction:
 
 @dataclass(frozen=True, slots=True)
 class CompiledVerify:
-    """A rule's verification: its alerts resolved within a window."""
+    """A rule's verification: its alerts resolved within a window, or a PromQL check."""
 
     resolved_within: timedelta | None = None
+    promql: Template | None = None
+    within: timedelta | None = None
+    interval: timedelta = timedelta(seconds=30)
+
+    @property
+    def window(self) -> timedelta | None:
+        """How long verification may take; None: the service default."""
+        return self.within or self.resolved_within
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +165,12 @@ def _compile_verify(rule: Rule) -> CompiledVerify | None:
     spec = rule.verify
     if spec is None:
         return None
-    return CompiledVerify(resolved_within=spec.resolved_within)
+    return CompiledVerify(
+        resolved_within=spec.resolved_within,
+        promql=None if spec.promql is None else compile_template(spec.promql, "promql"),
+        within=spec.within,
+        interval=spec.interval,
+    )
 
 
 def compile_action(action: BaseModel) -> CompiledAction:

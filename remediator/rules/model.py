@@ -18,7 +18,8 @@ fields of an action model with `TemplateStr` so they are checked at load and pre
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Final, Literal
+from datetime import timedelta
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -29,11 +30,12 @@ from pydantic import (
     GetJsonSchemaHandler,
     ValidationError,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
-from remediator.durations import Duration
+from remediator.durations import Duration, format_duration
 from remediator.incidents.priority import Priority
 from remediator.rules.matcher import MatcherSyntaxError, parse_matcher
 from remediator.rules.templating import TemplateError, compile_template
@@ -253,11 +255,71 @@ class IncidentSpec(_Strict):
     """Incident title template, e.g. "{{ labels.alertname }} on {{ labels.instance }}"."""
 
 
+def _check_promql(source: str) -> str:
+    try:
+        compile_template(source, "promql")
+    except TemplateError as error:
+        raise _error("template_syntax", f"invalid template: {error.reason}") from None
+    if _QUOTED_PLACEHOLDER.search(source):
+        raise _error(
+            "promql_quoting",
+            "remediator quotes every {{ … }} value as a PromQL string itself: write "
+            'instance={{ labels.instance }}, not instance="{{ labels.instance }}"',
+        )
+    return source
+
+
+_QUOTED_PLACEHOLDER: Final = re.compile(r"[\"'`]\s*\{\{|\}\}\s*[\"'`]")
+
+PromQLStr = Annotated[
+    str,
+    Field(min_length=1),
+    AfterValidator(_check_promql),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "PromQL returning series only while the fault lasts; each "
+            "{{ … }} value is inserted as a quoted PromQL string",
+            "examples": ["node_filesystem_avail_bytes{instance={{ labels.instance }}} < 1e9"],
+        }
+    ),
+]
+
+
 class VerifySpec(_Strict):
-    """How remediator checks that the fault is really gone, after the last action."""
+    """How remediator checks that the fault is really gone, after the last action.
+
+    Either check passing resolves the incident as auto-remediated; when the window ends
+    with neither, the incident is escalated.
+    """
 
     resolved_within: Duration | None = None
     """The incident's alerts must all resolve within this time after the actions, e.g. 5m."""
+    promql: PromQLStr | None = None
+    """A PromQL expression that returns series only while the fault lasts (like an alert
+    expression). Queried every `interval` until it returns none (verified) or `within` ends.
+    Sees the incident's common labels: each {{ … }} value becomes a quoted PromQL string, so
+    write `instance={{ labels.instance }}`. Needs `verifiers.promql.url` in the config."""
+    within: Duration | None = None
+    """How long the PromQL check may take to pass; default `resolved_within`, else 5m."""
+    interval: Duration = timedelta(seconds=30)
+    """How often the PromQL check runs (the first run is one interval after the actions)."""
+
+    @model_validator(mode="after")
+    def _promql_settings(self) -> Self:
+        if self.promql is None:
+            if self.within is not None or "interval" in self.model_fields_set:
+                raise ValueError("within and interval apply only to a promql check")
+            return self
+        if self.interval < timedelta(seconds=1):
+            raise ValueError("interval must be at least 1s")
+        window = self.within or self.resolved_within
+        if window is not None and self.interval > window:
+            raise ValueError(
+                f"interval ({format_duration(self.interval)}) is longer than the window "
+                f"({format_duration(window)})"
+            )
+        return self
 
 
 class EscalateSpec(_Strict):

@@ -141,8 +141,8 @@ class RuleTemplateEnvironment(ImmutableSandboxedEnvironment):
     # Intercepting also stops Jinja from constant-folding `'x' * 10**9` at compile time.
     intercepted_binops = frozenset(_BINOP_GUARDS)
 
-    def __init__(self) -> None:
-        super().__init__(undefined=StrictUndefined, autoescape=False)
+    def __init__(self, finalize: Callable[[Any], Any] | None = None) -> None:
+        super().__init__(undefined=StrictUndefined, autoescape=False, finalize=finalize)
         for name in ("lipsum", "namespace"):
             self.globals.pop(name, None)
         for name in _WIDTH_FILTERS:

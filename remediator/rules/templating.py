@@ -16,15 +16,16 @@ be read as `labels["items"]`.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import jinja2
 from jinja2.exceptions import SecurityError
 
 from remediator.errors import RemediatorError
-from remediator.rules.sandbox import MAX_OUTPUT_CHARS, environment
+from remediator.rules.sandbox import MAX_OUTPUT_CHARS, RuleTemplateEnvironment, environment
 
 __all__ = [
     "Template",
@@ -34,6 +35,21 @@ __all__ = [
     "render_params",
 ]
 
+Dialect = Literal["text", "promql"]
+
+
+def promql_string(value: Any) -> str:
+    """`value` as a PromQL double-quoted string literal: it can only ever be data.
+
+    PromQL strings follow Go's escapes; JSON's are a subset of them (non-ASCII kept as is).
+    """
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+_ENVIRONMENTS: Final[dict[str, RuleTemplateEnvironment]] = {
+    "text": environment,
+    "promql": RuleTemplateEnvironment(finalize=promql_string),
+}
 _SHOWN_SOURCE_CHARS: Final = 80
 _OPTIONAL_HINT: Final = "; if the alert may lack it, write e.g. {{ labels.name | default('') }}"
 _NAMES_HINT: Final = "; a template can use labels, annotations, alert and incident"
@@ -54,10 +70,13 @@ class Template:
     """A compiled template; equal when the source is equal. Construction raises TemplateError."""
 
     source: str
+    dialect: Dialect = "text"
+    """`text` inserts values as they are; `promql` quotes each `{{ … }}` value as a PromQL
+    string literal (see `remediator.rules.promql`)."""
     _compiled: jinja2.Template = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_compiled", _compile(self.source))
+        object.__setattr__(self, "_compiled", _compile(self.source, self.dialect))
 
     def render(self, context: Mapping[str, Any]) -> str:
         """Render with `context` (see `render_context`); any failure is a TemplateError."""
@@ -74,9 +93,9 @@ class Template:
             raise TemplateError(self.source, f"failed to render: {reason}") from None
 
 
-def compile_template(source: str) -> Template:
+def compile_template(source: str, dialect: Dialect = "text") -> Template:
     """Compile `source`; raises TemplateError naming the syntax error and its line."""
-    return Template(source)
+    return Template(source, dialect)
 
 
 def render_context(
@@ -111,11 +130,11 @@ def render_params(params: Any, context: Mapping[str, Any]) -> Any:
 
 
 @functools.lru_cache(maxsize=4096)
-def _compile(source: str) -> jinja2.Template:
+def _compile(source: str, dialect: Dialect = "text") -> jinja2.Template:
     # Cached because validation and compilation of a rule file compile the same sources,
     # and reloads recompile mostly unchanged ones; compiled templates are immutable.
     try:
-        return environment.from_string(source)
+        return _ENVIRONMENTS[dialect].from_string(source)
     except jinja2.TemplateSyntaxError as error:
         where = f" (template line {error.lineno})" if "\n" in source.strip() else ""
         raise TemplateError(source, f"syntax error: {error.message}{where}") from None

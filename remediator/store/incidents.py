@@ -7,7 +7,7 @@ more Python time than SQLite spends running it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -210,6 +210,36 @@ def verifications_due(conn: Connection, now: datetime) -> list[Row[Any]]:
         incidents.c.state == "verifying", incidents.c.verify_due_at < now
     )
     return list(conn.execute(stmt.order_by(incidents.c.id)))
+
+
+def claim_promql_checks(
+    conn: Connection, now: datetime, limit: int, next_check: Callable[[Any], datetime]
+) -> list[Any]:
+    """Verifying incidents whose PromQL check is due; each moves to its `next_check` time.
+
+    Moving the time in the claiming transaction is the lease: another replica (or the next
+    sweep) does not run the same check again before then.
+    """
+    due = (
+        select(incidents.c.id, incidents.c.rule, incidents.c.verify_query)
+        .where(
+            incidents.c.state == "verifying",
+            incidents.c.verify_check_at <= now,
+            incidents.c.verify_query.is_not(None),
+        )
+        .order_by(incidents.c.verify_check_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    rows = list(conn.execute(due))
+    for row in rows:
+        conn.execute(
+            update(incidents)
+            .where(incidents.c.id == row.id)
+            .values(verify_check_at=next_check(row))
+        )
+    return rows
 
 
 def get_incident(conn: Connection, incident_id: int, *, lock: bool = False) -> Row[Any] | None:

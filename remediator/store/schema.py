@@ -79,6 +79,9 @@ incidents = Table(
     Column("recurrence_count", Integer, nullable=False, default=0),
     # Set when the last remediation job of the incident ends; verification must hold by then.
     Column("verify_due_at", Timestamp),
+    # A rule's PromQL verification: the rendered query and when it runs next.
+    Column("verify_query", Text),
+    Column("verify_check_at", Timestamp),
     # At most one unresolved incident per key; replicas racing to open one collide here.
     Index(
         "uq_incidents_open_key",
@@ -89,6 +92,7 @@ incidents = Table(
     ),
     Index("ix_incidents_key_resolved_at", "key", "resolved_at"),
     Index("ix_incidents_state", "state"),
+    Index("ix_incidents_verify_check_at", "verify_check_at"),
 )
 
 incident_alerts = Table(

@@ -12,6 +12,9 @@ from aiohttp.test_utils import TestClient
 from remediator.app import create_app
 from remediator.config import Config
 from remediator.metrics import Metrics
+from tests.prometheus_api import prometheus_api
+
+__all__ = ["prometheus_api"]  # the Prometheus API contract server, for test_verification
 
 RULES = """
 rules:

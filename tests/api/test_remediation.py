@@ -61,8 +61,9 @@ rules:
 
 
 async def start(
-    aiohttp_client: Any, db_url: str, tmp_path: Path, text: str
+    aiohttp_client: Any, db_url: str, tmp_path: Path, text: str, **settings: Any
 ) -> TestClient[Any, Any]:
+    """The app on `db_url` with rules `text`; `settings` are more config keys."""
     (tmp_path / "rules.yml").write_text(text)
     config = Config.model_validate(
         {
@@ -70,6 +71,7 @@ async def start(
             "rules": [str(tmp_path / "rules.yml")],
             "base_dir": tmp_path,
             "remediation": {"poll_interval": "100ms"},
+            **settings,
         }
     )
     client: TestClient[Any, Any] = await aiohttp_client(create_app(config, metrics=Metrics()))

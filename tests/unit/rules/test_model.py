@@ -220,3 +220,27 @@ def test_schema_describes_fields_for_editor_hover() -> None:
     assert "Alertmanager matchers" in properties["match"]["description"]
     assert properties["match"]["minItems"] == 1
     assert properties["match"]["items"]["examples"]
+
+
+def test_a_promql_check_takes_its_window_and_interval() -> None:
+    verify = {"promql": "up{instance={{ labels.instance }}} == 0", "within": "2m"}
+    spec = Rule.model_validate(rule(verify=verify)).verify
+    assert spec is not None
+    assert (spec.within, spec.interval) == (timedelta(minutes=2), timedelta(seconds=30))
+
+
+@pytest.mark.parametrize(
+    ("verify", "message"),
+    [
+        ({"promql": 'up{instance="{{ labels.instance }}"} == 0'}, "remediator quotes every"),
+        ({"promql": "up{instance='{{ labels.instance }}'}"}, "not instance="),
+        ({"promql": "up{{ labels.x"}, "invalid template"),
+        ({"promql": "up == 0", "within": "10s", "interval": "1m"}, "longer than the window (10s)"),
+        ({"promql": "up == 0", "interval": "500ms"}, "at least 1s"),
+        ({"resolved_within": "5m", "within": "1m"}, "apply only to a promql check"),
+        ({"resolved_within": "5m", "interval": "1m"}, "apply only to a promql check"),
+    ],
+)
+def test_promql_checks_are_validated(verify: dict[str, str], message: str) -> None:
+    found = errors({"rules": [rule(verify=verify)]})
+    assert any(message in text for _, text in found), found
