@@ -168,3 +168,11 @@ def test_the_command_exits_1_on_failure_and_0_on_success(
     err = capsys.readouterr().err.splitlines()
     assert err[-1] == "FAILED: 1 of 8 tests in 2 files"
     assert err[0].startswith(f'{bad}:3: test "a full disk')
+
+
+def test_the_example_rule_tests_pass() -> None:
+    files = sorted((REPO / "tests" / "examples" / "tests").glob("*.test.yml"))
+    assert files, "tests/examples/tests/ holds the documented rule-test example"
+    report = run_rule_tests(files)
+    assert report.failures == []
+    assert report.tests >= 4
