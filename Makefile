@@ -17,8 +17,9 @@ run: $(STAMP)
 	$(BIN)/remediator db upgrade
 	$(BIN)/remediator serve
 
-## test: lint, type-check and run the whole suite (SQLite and PostgreSQL)
+## test: lint, type-check, the shipped rules' own tests, and the whole suite (SQLite and PostgreSQL)
 test: $(STAMP) lint typecheck
+	$(BIN)/remediator test rules/tests/*.test.yml tests/examples/tests/*.test.yml
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
@@ -28,9 +29,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## check: validate the shipped rule files, as CI and pre-commit hooks would
+## check: validate the shipped rule files and run their tests, as CI and pre-commit hooks would
 check: $(STAMP)
 	$(BIN)/remediator check
+	$(BIN)/remediator test rules/tests/*.test.yml
 
 ## bench: drive a real service over loopback and print alerts/s, latency and RSS
 bench: $(STAMP)

@@ -23,8 +23,8 @@ QUERY_PATH = "/api/v1/query"
 
 def series(count: int, **labels: str) -> dict[str, Any]:
     """A success answer with `count` vector samples (value 1) carrying `labels`."""
-    result = [
-        {"metric": {**labels, "n": str(n)}, "value": [time.time(), "1"]} for n in range(count)
+    result: list[dict[str, Any]] = [
+        {"metric": labels | {"n": str(n)}, "value": [time.time(), "1"]} for n in range(count)
     ]
     return {"status": "success", "data": {"resultType": "vector", "result": result}}
 

@@ -420,7 +420,9 @@ class RemediationRunner:
         self, conn: Connection, incident: Any, now: datetime, interrupted: bool
     ) -> None:
         verify = _verify_of(self._rules(), incident.rule)
-        window = (verify.window if verify else None) or self._config.verify_resolved_within
+        window = verify.window if verify is not None else None
+        if window is None:
+            window = self._config.verify_resolved_within
         how = "interrupted (its worker stopped)" if interrupted else "done"
         intro = f"remediation {how}; verifying within {format_duration(window)}: "
         if verify is None or verify.promql is None:

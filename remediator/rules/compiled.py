@@ -57,8 +57,9 @@ class CompiledVerify:
 
     @property
     def window(self) -> timedelta | None:
-        """How long verification may take; None: the service default."""
-        return self.within or self.resolved_within
+        """How long verification may take; None: the service default. 0s is a real window:
+        escalate unless every alert resolved during the actions ("act, then hand over")."""
+        return self.within if self.within is not None else self.resolved_within
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,14 +163,18 @@ async def test_a_client_error_is_not_retried_and_escalates(
     assert "remediator_incidents_escalated_total 1.0" in metrics
 
 
+@pytest.mark.parametrize("window", ["1s", "0s"])
 async def test_a_fault_that_stays_escalates_after_the_window(
-    aiohttp_client: Any, db_url: str, tmp_path: Path, deployer: tuple[Deployer, str]
+    aiohttp_client: Any, db_url: str, tmp_path: Path, deployer: tuple[Deployer, str], window: str
 ) -> None:
+    """0s is a window too ("act, then hand over"), not the 5m default."""
     _, base = deployer
-    client = await start(aiohttp_client, db_url, tmp_path, rules(base, verify="1s"))
+    client = await start(aiohttp_client, db_url, tmp_path, rules(base, verify=window))
     await client.post(WEBHOOK, json=disk_alert("firing"))
-    incident = await incident_when(client, lambda i: i["state"] == "escalated")
+    incident = await incident_when(client, lambda i: i["state"] == "escalated", wait_s=8)
     assert incident["timeline"][-1]["message"].startswith("not verified: 1 of 1 alert(s)")
+    [verifying] = [e for e in incident["timeline"] if e.get("to_state") == "verifying"]
+    assert f"verifying within {window}: all alerts must resolve" in verifying["message"]
 
 
 async def test_dry_run_records_the_rendered_action_and_sends_nothing(

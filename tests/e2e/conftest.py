@@ -7,7 +7,9 @@ test with its log. Logs are printed at teardown, so pytest shows them for failin
 `service` is a remediator on the test's `db_url` (SQLite, then PostgreSQL). Teardown sends it
 SIGTERM and asserts it exits 0 within STOP_TIMEOUT. `launcher` starts more (a restart on the
 same database, other rules). `alertmanager` is a real Alertmanager whose only receiver is
-`service`'s webhook.
+`service`'s webhook; `start_alertmanager` starts one for any service the launcher started.
+`start_daemon` and `stop_daemon` run any server of the Prometheus ecosystem the same way
+(tests/e2e/prometheus.py uses them for Prometheus and the node exporter).
 """
 
 from __future__ import annotations
@@ -353,7 +355,7 @@ async def service(launcher: Launcher) -> Service:
     return await launcher.start()
 
 
-# -- Alertmanager -------------------------------------------------------------------------
+# -- Alertmanager and the other Prometheus-ecosystem servers -----------------------------
 
 
 @dataclass
@@ -386,43 +388,77 @@ class Alertmanager:
             return sample_value(await response.text(), name, **labels) or 0.0
 
 
-async def _start_alertmanager(
-    binary: str, workdir: Path, webhook_url: str, http: aiohttp.ClientSession
-) -> Alertmanager:
-    workdir.mkdir()
-    config_path = workdir / "alertmanager.yml"
-    config_path.write_text(ALERTMANAGER_CONFIG.format(url=webhook_url))
-    log_path = workdir / "alertmanager.log"
+@dataclass
+class Daemon:
+    """A started server of the Prometheus ecosystem: Alertmanager, Prometheus, node exporter."""
+
+    name: str
+    url: str
+    process: asyncio.subprocess.Process
+    log_path: Path
+
+
+async def start_daemon(
+    name: str,
+    command: Callable[[str], list[str]],
+    log_path: Path,
+    http: aiohttp.ClientSession,
+    ready_path: str = "/-/ready",
+) -> Daemon:
+    """Run `command(listen_address)` until GET `ready_path` answers 200.
+
+    A free port can be taken before the child binds it; then it starts again on another.
+    """
     for _attempt in range(3):
-        port = free_port()
-        command = [
-            binary,
-            f"--config.file={config_path}",
-            f"--storage.path={workdir / 'data'}",
-            f"--web.listen-address={LOOPBACK}:{port}",
-            "--cluster.listen-address=",  # no HA gossip: nothing listens beyond the web port
-            "--log.level=debug",
-        ]
-        process = await spawn(command, log_path, workdir)
-        am = Alertmanager(f"http://{LOOPBACK}:{port}", process, config_path, log_path, http)
+        address = f"{LOOPBACK}:{free_port()}"
+        process = await spawn(command(address), log_path, log_path.parent)
+        daemon = Daemon(name, f"http://{address}", process, log_path)
         deadline = time.monotonic() + START_TIMEOUT
         while process.returncode is None and time.monotonic() < deadline:
             try:
-                async with http.get(am.url + "/-/ready") as response:
+                async with http.get(daemon.url + ready_path) as response:
                     if response.status == 200:
-                        return am
+                        return daemon
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(POLL_INTERVAL)
         if process.returncode is None:
             process.kill()
             await process.wait()
-            pytest.fail(
-                f"Alertmanager not ready within {START_TIMEOUT:.0f}s:\n{log_tail(log_path)}"
-            )
+            pytest.fail(f"{name} not ready within {START_TIMEOUT:.0f}s:\n{log_tail(log_path)}")
         if "address already in use" not in log_path.read_text(errors="replace"):
-            pytest.fail(f"Alertmanager exited with {process.returncode}:\n{log_tail(log_path)}")
-    pytest.fail(f"could not find a free port for Alertmanager:\n{log_tail(log_path)}")
+            pytest.fail(f"{name} exited with {process.returncode}:\n{log_tail(log_path)}")
+    pytest.fail(f"could not find a free port for {name}:\n{log_tail(log_path)}")
+
+
+async def stop_daemon(daemon: Daemon) -> None:
+    """Print its log (pytest shows it when the test failed), SIGTERM it, wait for the exit."""
+    print(f"--- {daemon.name} log ---\n{log_tail(daemon.log_path)}")
+    if daemon.process.returncode is None:
+        daemon.process.send_signal(signal.SIGTERM)
+    code = await wait_exit(daemon.process, STOP_TIMEOUT)
+    assert code is not None, f"{daemon.name} did not stop within {STOP_TIMEOUT:.0f}s"
+
+
+async def _start_alertmanager(
+    binary: str, workdir: Path, webhook_url: str, http: aiohttp.ClientSession
+) -> Alertmanager:
+    workdir.mkdir()
+    config_path = workdir / "alertmanager.yml"
+    config_path.write_text(ALERTMANAGER_CONFIG.format(url=webhook_url))
+
+    def command(address: str) -> list[str]:
+        return [
+            binary,
+            f"--config.file={config_path}",
+            f"--storage.path={workdir / 'data'}",
+            f"--web.listen-address={address}",
+            "--cluster.listen-address=",  # no HA gossip: nothing listens beyond the web port
+            "--log.level=debug",
+        ]
+
+    daemon = await start_daemon("Alertmanager", command, workdir / "alertmanager.log", http)
+    return Alertmanager(daemon.url, daemon.process, config_path, daemon.log_path, http)
 
 
 @pytest.fixture
@@ -435,20 +471,40 @@ def alertmanager_binary() -> str:
     return binary
 
 
+AlertmanagerFactory = Callable[[Service], Awaitable[Alertmanager]]
+
+
 @pytest.fixture
-async def alertmanager(
-    alertmanager_binary: str, service: Service, tmp_path: Path, http: aiohttp.ClientSession
-) -> AsyncIterator[Alertmanager]:
+async def start_alertmanager(
+    alertmanager_binary: str, launcher: Launcher, tmp_path: Path, http: aiohttp.ClientSession
+) -> AsyncIterator[AlertmanagerFactory]:
+    """Starts real Alertmanagers routing every alert to a given service.
+
+    It depends on `launcher`, so at teardown every Alertmanager stops before the services:
+    none is left retrying deliveries to a stopped remediator.
+    """
+    started: list[Alertmanager] = []
+
+    async def start(service: Service) -> Alertmanager:
+        workdir = tmp_path / f"alertmanager-{len(started) + 1}"
+        am = await _start_alertmanager(alertmanager_binary, workdir, service.url + WEBHOOK, http)
+        started.append(am)
+        return am
+
+    yield start
+    failures = []
+    for am in started:
+        try:
+            await stop_daemon(Daemon("Alertmanager", am.url, am.process, am.log_path))
+        except AssertionError as exc:
+            failures.append(str(exc))
+    assert not failures, "\n".join(failures)
+
+
+@pytest.fixture
+async def alertmanager(service: Service, start_alertmanager: AlertmanagerFactory) -> Alertmanager:
     """A real Alertmanager 0.25 routing every alert to `service`; stopped before it."""
-    am = await _start_alertmanager(
-        alertmanager_binary, tmp_path / "alertmanager", service.url + WEBHOOK, http
-    )
-    yield am
-    print(f"--- Alertmanager log ---\n{log_tail(am.log_path)}")
-    if am.process.returncode is None:
-        am.process.send_signal(signal.SIGTERM)
-    code = await wait_exit(am.process, STOP_TIMEOUT)
-    assert code is not None, f"Alertmanager did not stop within {STOP_TIMEOUT:.0f}s"
+    return await start_alertmanager(service)
 
 
 # -- webhook bodies for tests that talk to remediator directly ------------------------------

@@ -81,7 +81,7 @@ async def test_failures_say_whether_waiting_can_help(
     permanent: bool,
     says: str,
 ) -> None:
-    prometheus_api.answer(answer)  # type: ignore[arg-type]
+    prometheus_api.answer(answer)
     check = verifier(prometheus_api.url)
     with pytest.raises(CheckFailed) as failed:
         await check.check("up == 0")
