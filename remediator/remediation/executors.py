@@ -20,7 +20,7 @@ from remediator.plugins import (
     executor_plugins,
     validate_settings,
 )
-from remediator.rules import RuleSet
+from remediator.rules import CompiledRule, RuleSet
 
 log = logging.getLogger(__name__)
 _LEVELS = logging.getLevelNamesMapping()
@@ -76,20 +76,30 @@ async def action_problems(config: Config, rules: RuleSet) -> list[Problem]:
     try:
         executors = create_executors(config)
     except PluginError as exc:
-        return [Problem(str(config.base_dir / "<config>"), 0, str(exc))]
+        return [config_problem(config, exc)]
     problems = []
     try:
         for rule in rules.rules:
-            file, _, line = rule.source.rpartition(":")
             for index, action in enumerate(rule.actions):
                 executor = executors.get(action.type)
                 for message in executor.check(action.params) if executor else []:
-                    where = f"rule {rule.name}: actions[{index}] ({action.type})"
-                    problems.append(Problem(file, int(line or 0), f"{where}: {message}"))
+                    where = f"actions[{index}] ({action.type})"
+                    problems.append(rule_problem(rule, f"{where}: {message}"))
     finally:
         for executor in executors.values():
             await executor.close()
     return problems
+
+
+def config_problem(config: Config, error: Exception) -> Problem:
+    """A problem of the service config's plugin settings, as `remediator check` prints it."""
+    return Problem(str(config.base_dir / "<config>"), 0, str(error))
+
+
+def rule_problem(rule: CompiledRule, message: str) -> Problem:
+    """A problem of one rule, at its file and line: `file:line: rule NAME: message`."""
+    file, _, line = rule.source.rpartition(":")
+    return Problem(file, int(line or 0), f"rule {rule.name}: {message}")
 
 
 def describe_settings_error(exc: ValidationError) -> str:

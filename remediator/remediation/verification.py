@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from remediator.config import Config
 from remediator.errors import Problem
 from remediator.plugins import PluginError, Verifier, verifier_plugins
-from remediator.remediation.executors import describe_settings_error
+from remediator.remediation.executors import config_problem, describe_settings_error, rule_problem
 from remediator.rules import RuleSet
 
 PROMQL = "promql"
@@ -41,23 +41,19 @@ async def verification_problems(config: Config, rules: RuleSet) -> list[Problem]
     try:
         verifiers = create_verifiers(config)
     except PluginError as exc:
-        return [Problem(str(config.base_dir / "<config>"), 0, str(exc))]
+        return [config_problem(config, exc)]
     await close_verifiers(verifiers)
     if PROMQL in verifiers:
         return []
-    problems = []
-    for rule in rules.rules:
-        if rule.verify is not None and rule.verify.promql is not None:
-            file, _, line = rule.source.rpartition(":")
-            problems.append(
-                Problem(
-                    file,
-                    int(line or 0),
-                    f"rule {rule.name}: verify.promql needs a Prometheus to query; set "
-                    "verifiers.promql.url in the service config",
-                )
-            )
-    return problems
+    return [
+        rule_problem(
+            rule,
+            "verify.promql needs a Prometheus to query; set verifiers.promql.url in the "
+            "service config",
+        )
+        for rule in rules.rules
+        if rule.verify is not None and rule.verify.promql is not None
+    ]
 
 
 async def close_verifiers(verifiers: Mapping[str, Verifier]) -> None:
