@@ -5,12 +5,17 @@ test writes into its textfile directory (`Textfile`). Prometheus scrapes it and 
 alert rules every second and sends alerts to an Alertmanager, as in production, just faster.
 Both are started with conftest's `start_daemon` (loopback, free port, bounded readiness wait)
 and stopped with `stop_daemon`.
+
+Prometheus can also start without an Alertmanager and be given one later
+(`Prometheus.send_alerts_to`), for a stack where something Alertmanager depends on must know
+Prometheus' URL first (remediator's PromQL verifier).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +25,7 @@ import aiohttp
 import yaml
 
 from tests.conftest import missing
-from tests.e2e.conftest import Daemon, start_daemon
+from tests.e2e.conftest import Daemon, start_daemon, wait_for
 
 PROMETHEUS = "prometheus"
 NODE_EXPORTER = "prometheus-node-exporter"
@@ -74,10 +79,11 @@ async def start_node_exporter(
 
 @dataclass
 class Prometheus:
-    """A running Prometheus and the read side of its HTTP API."""
+    """A running Prometheus, the read side of its HTTP API, and its config file."""
 
     daemon: Daemon
     http: aiohttp.ClientSession
+    config_path: Path
 
     async def _api(self, path: str, **params: str) -> Any:
         async with self.http.get(self.daemon.url + path, params=params) as response:
@@ -100,19 +106,52 @@ class Prometheus:
         data = await self._api("/api/v1/alertmanagers")
         return [am["url"] for am in data["activeAlertmanagers"]]
 
+    async def send_alerts_to(self, alertmanager: str) -> None:
+        """Point a running Prometheus at `alertmanager` (host:port): new config and SIGHUP.
+
+        Returns once Prometheus has loaded the new config; as at startup, it sends to the
+        Alertmanager only from discovery's next 5 s tick on.
+        """
+        config = yaml.safe_load(self.config_path.read_text())
+        config["alerting"] = _alerting(alertmanager)
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        self.daemon.process.send_signal(signal.SIGHUP)
+        await wait_for(
+            self._alertmanager_targets,
+            lambda targets: targets == [alertmanager],
+            f"Prometheus to reload its config with Alertmanager {alertmanager}",
+        )
+
+    async def _alertmanager_targets(self) -> list[str]:
+        """The Alertmanager targets of the config Prometheus runs (not the file on disk)."""
+        loaded = yaml.safe_load((await self._api("/api/v1/status/config"))["yaml"])
+        alerting = loaded.get("alerting") or {}
+        return [
+            target
+            for am in alerting.get("alertmanagers") or []
+            for static in am.get("static_configs") or []
+            for target in static.get("targets") or []
+        ]
+
 
 def _labels_text(labels: dict[str, str]) -> str:
     return ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
 
 
-def prometheus_config(target: str, alertmanager: str, rule_file: Path) -> str:
-    """Scrape `target` and send alerts to `alertmanager` (host:port each), every second."""
-    config = {
+def _alerting(alertmanager: str) -> dict[str, Any]:
+    return {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+
+
+def prometheus_config(target: str, alertmanager: str | None, rule_file: Path) -> str:
+    """Scrape `target` and send alerts to `alertmanager` (host:port each; None: nowhere yet),
+    every second."""
+    config: dict[str, Any] = {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "rule_files": [str(rule_file)],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
         "scrape_configs": [{"job_name": "node", "static_configs": [{"targets": [target]}]}],
     }
+    if alertmanager is not None:
+        config["alerting"] = _alerting(alertmanager)
     return yaml.safe_dump(config, sort_keys=False)
 
 
@@ -121,11 +160,15 @@ async def start_prometheus(
     workdir: Path,
     *,
     target: str,
-    alertmanager: str,
+    alertmanager: str | None,
     alert_rules: str,
     http: aiohttp.ClientSession,
 ) -> Prometheus:
-    """A Prometheus with `alert_rules` (a rule file's text), in `workdir`, ready."""
+    """A Prometheus with `alert_rules` (a rule file's text), in `workdir`, ready.
+
+    With `alertmanager` None it evaluates its rules but sends alerts nowhere until
+    `send_alerts_to`.
+    """
     workdir.mkdir()
     rule_file = workdir / "alerts.yml"
     rule_file.write_text(textwrap.dedent(alert_rules))
@@ -146,7 +189,7 @@ async def start_prometheus(
         ]
 
     daemon = await start_daemon("Prometheus", command, workdir / "prometheus.log", http)
-    return Prometheus(daemon, http)
+    return Prometheus(daemon, http, config_path)
 
 
 def host_port(url: str) -> str:

@@ -7,13 +7,20 @@ through ansible-runner on the alert's `instance` host (127.0.0.1, connection loc
 verifies: the repairing playbook writes the metric back to 0, Prometheus resolves the alert,
 Alertmanager sends `resolved`, and the incident ends auto-remediated. A playbook that runs
 fine but repairs nothing leaves the alert firing, and the incident escalates when the
-verification window ends.
+verification window ends. With `verify.promql`, remediator asks the real Prometheus itself
+whether the fault is gone; that variant's alert keeps firing for minutes after the repair
+(`keep_firing_for`), so only the PromQL check can resolve the incident within the test.
 
 Prometheus scrapes and evaluates every second and Alertmanager groups within a second, so
 each variant settles in seconds; the printed timings show where the time goes. Most of a
 test's time is fixed: Prometheus discovers its target and Alertmanager only on a 5 s tick,
 and the escalating variant waits out its whole verification window. So the repairing
-variant runs on SQLite and PostgreSQL, the escalating one on SQLite only.
+variant runs on SQLite and PostgreSQL, the others on SQLite only.
+
+The PromQL variant starts in another order: remediator's config must name Prometheus' URL,
+and Alertmanager's must name remediator's, so Prometheus starts first, sending alerts nowhere,
+and is pointed at the Alertmanager last (new config, SIGHUP). Its discovery tick then picks
+the Alertmanager up as it picks up its scrape target, so this costs no time.
 """
 
 from __future__ import annotations
@@ -76,6 +83,17 @@ groups:
         labels: {severity: critical}
         annotations: {summary: "service {{ $labels.service }} is broken"}
 """
+# The alert keeps firing this long after the metric is repaired (Prometheus >= 2.42), far
+# longer than a test: while it does, Alertmanager never sends `resolved`.
+KEEP_FIRING_FOR = "2m"
+ALERT_RULES_KEEP_FIRING = ALERT_RULES + f"        keep_firing_for: {KEEP_FIRING_FOR}\n"
+
+# verify.promql as a user writes it (the placeholder unquoted: remediator quotes the value),
+# and as remediator renders it for the alert's labels.
+VERIFY_PROMQL = "remediator_e2e_broken{service={{ labels.service }}} == 1"
+RENDERED_PROMQL = 'remediator_e2e_broken{service="web"} == 1'
+PROMQL_WITHIN = 30  # seconds; the check passes a scrape or two after the playbook
+PROMQL_INTERVAL = 1
 
 PLAYBOOKS = {
     # Repairs: the service's health metric goes back to 0.
@@ -103,8 +121,8 @@ PLAYBOOKS = {
 }
 
 
-def rules(playbook: str, textfile: Path, window: int) -> str:
-    """One rule: run `playbook` on the alert's host, then verify within `window` seconds.
+def rules(playbook: str, textfile: Path, verify: dict[str, Any]) -> str:
+    """One rule: run `playbook` on the alert's host, then `verify` (the rule's section).
 
     The textfile path is a literal of the rule; the service comes from the alert's labels.
     """
@@ -120,7 +138,7 @@ def rules(playbook: str, textfile: Path, window: int) -> str:
                 "timeout": "60s",
             }
         ],
-        "verify": {"resolved_within": f"{window}s"},
+        "verify": verify,
     }
     return yaml.safe_dump({"rules": [rule]}, sort_keys=False)
 
@@ -184,7 +202,7 @@ async def node_exporter(
     await stop_daemon(daemon)
 
 
-PrometheusFactory = Callable[[Alertmanager], Awaitable[Prometheus]]
+PrometheusFactory = Callable[[Alertmanager | None, str], Awaitable[Prometheus]]
 
 
 @pytest.fixture
@@ -194,17 +212,18 @@ async def launch_prometheus(
     node_exporter: Daemon,
     start_alertmanager: AlertmanagerFactory,
 ) -> AsyncIterator[PrometheusFactory]:
-    """Starts Prometheus (scraping `node_exporter`) for an Alertmanager; stops it first."""
+    """Starts Prometheus (scraping `node_exporter`) with alert rules, sending to an
+    Alertmanager (None: none yet); stops it first."""
     binary = installed(PROMETHEUS, "prometheus")
     started: list[Prometheus] = []
 
-    async def start(alertmanager: Alertmanager) -> Prometheus:
+    async def start(alertmanager: Alertmanager | None, alert_rules: str) -> Prometheus:
         prometheus = await start_prometheus(
             binary,
             tmp_path / "prometheus",
             target=host_port(node_exporter.url),
-            alertmanager=host_port(alertmanager.url),
-            alert_rules=ALERT_RULES,
+            alertmanager=None if alertmanager is None else host_port(alertmanager.url),
+            alert_rules=alert_rules,
             http=http,
         )
         started.append(prometheus)
@@ -217,7 +236,7 @@ async def launch_prometheus(
 
 @dataclass
 class Stack:
-    """Everything between the broken metric and the incident, started in delivery order."""
+    """Everything between the broken metric and the incident."""
 
     service: Service
     alertmanager: Alertmanager
@@ -251,14 +270,51 @@ def start_stack(
     textfile: Textfile,
     playbooks_dir: Path,
 ) -> StackFactory:
-    """remediator running `playbook` with a `window`-second verification, then the rest."""
+    """remediator running `playbook` with a `window`-second verification, then the rest,
+    in delivery order."""
 
     async def start(playbook: str, window: int) -> Stack:
+        verify = {"resolved_within": f"{window}s"}
         service = await launcher.start(
-            rules(playbook, textfile.path, window), **settings(tmp_path, playbooks_dir)
+            rules(playbook, textfile.path, verify), **settings(tmp_path, playbooks_dir)
         )
         alertmanager = await start_alertmanager(service)
-        prometheus = await launch_prometheus(alertmanager)
+        prometheus = await launch_prometheus(alertmanager, ALERT_RULES)
+        return Stack(service, alertmanager, prometheus, node_exporter, textfile)
+
+    return start
+
+
+PromQLStackFactory = Callable[[], Awaitable[Stack]]
+
+
+@pytest.fixture
+def start_promql_stack(
+    tmp_path: Path,
+    launcher: Launcher,
+    start_alertmanager: AlertmanagerFactory,
+    launch_prometheus: PrometheusFactory,
+    node_exporter: Daemon,
+    textfile: Textfile,
+    playbooks_dir: Path,
+) -> PromQLStackFactory:
+    """The repairing playbook verified by VERIFY_PROMQL on this Prometheus, whose alert
+    keeps firing; Prometheus first, because remediator's config names it."""
+
+    async def start() -> Stack:
+        prometheus = await launch_prometheus(None, ALERT_RULES_KEEP_FIRING)
+        verify = {
+            "promql": VERIFY_PROMQL,
+            "within": f"{PROMQL_WITHIN}s",
+            "interval": f"{PROMQL_INTERVAL}s",
+        }
+        service = await launcher.start(
+            rules("repair.yml", textfile.path, verify),
+            **settings(tmp_path, playbooks_dir),
+            verifiers={"promql": {"url": prometheus.daemon.url}},
+        )
+        alertmanager = await start_alertmanager(service)
+        await prometheus.send_alerts_to(host_port(alertmanager.url))
         return Stack(service, alertmanager, prometheus, node_exporter, textfile)
 
     return start
@@ -409,3 +465,57 @@ async def test_a_playbook_that_repairs_nothing_escalates(start_stack: StackFacto
     (alert,) = incident["alerts"]
     assert alert["status"] == "firing"
     assert alert["fingerprint"] == in_am["fingerprint"]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the database plays no part
+async def test_a_promql_check_verifies_the_repair_while_the_alert_still_fires(
+    start_promql_stack: PromQLStackFactory,
+) -> None:
+    stack = await start_promql_stack()
+
+    incident = await settled(stack, PROMQL_WITHIN + SETTLE_MARGIN)
+    # At once: the alert has not resolved anywhere, so it cannot be what verified the repair.
+    in_am = await stack.alertmanager.alerts(alertname=ALERT)
+    in_prometheus = await stack.prometheus.alerts()
+    print_timings(incident)
+
+    assert incident["state"] == "resolved", await stack.diagnosis()
+    assert incident["resolved_reason"] == (
+        f"auto-remediated: verified by PromQL: {RENDERED_PROMQL} returned no series"
+    )
+    assert [state for state, _ in transitions(incident)] == [
+        "remediating",
+        "verifying",
+        "resolved",
+    ]
+    (verifying,) = [e for e in incident["timeline"] if e["to_state"] == "verifying"]
+    assert verifying["message"] == (
+        f"remediation done; verifying within {PROMQL_WITHIN}s: PromQL {RENDERED_PROMQL} must "
+        f"return no series (checked every {PROMQL_INTERVAL}s), or all alerts resolve"
+    )
+
+    (alert,) = incident["alerts"]
+    assert alert["status"] == "firing"
+    (am_alert,) = in_am
+    assert am_alert["status"]["state"] == "active"
+    assert am_alert["fingerprint"] == alert["fingerprint"]
+    (prometheus_alert,) = in_prometheus
+    assert (prometheus_alert["state"], prometheus_alert["labels"]) == (
+        "firing",
+        alert_labels(stack),
+    )
+    # Prometheus sees the expression clear (at its next evaluation at the latest), and only
+    # keep_firing_for keeps the alert firing.
+    (kept,) = await wait_for(
+        stack.prometheus.alerts,
+        lambda alerts: all("keepFiringSince" in a for a in alerts),
+        "Prometheus to keep the alert firing after its expression cleared",
+        within=5,
+    )
+    assert kept["state"] == "firing"
+
+    assert only_run(incident)["params"]["playbook"] == "repair.yml"
+    # The repair is real, and the query's selector matches the repaired series: it returned no
+    # series because `== 1` no longer holds, not because it matched nothing.
+    scraped = await stack.prometheus.query(f'{METRIC}{{service="{SERVICE}"}}')
+    assert list(scraped.values()) == [0.0], scraped
