@@ -11,7 +11,9 @@ waits for /readyz, then runs three phases, each bounded in time and in count:
 3. memory: distinct firing alerts that match no rule (one incident each) grow the stored
    incidents to --incidents; the server's VmRSS/VmHWM and the database size are read.
 
-Every body is generated (orjson bytes) before its phase's clock starts. See bench/README.md.
+Every body is generated (orjson bytes) before its phase's clock starts. Afterwards, with the
+server stopped, bench.playbook_latency times a webhook to a playbook's first effect against
+the bare playbook (--playbook-runs pairs; 0 skips it). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ BATCH_EXPONENT = 1.2
 
 # -- the traffic --------------------------------------------------------------------------
 
-# The shipped rules (rules/default.yml) match these two alertnames.
+# The shipped rules (rules/kubernetes.yml, rules/node.yml) match these two alertnames.
 CRASHLOOP_SERVICES = (
     "checkout", "cart", "payments", "search", "catalog", "auth", "accounts", "orders",
     "shipping", "inventory", "pricing", "recommendations", "reviews", "notifications",
@@ -191,7 +193,7 @@ class Traffic:
         specs: list[tuple[str, str, bool, str]] = [
             ("KubePodCrashLooping", s, True, "warning") for s in CRASHLOOP_SERVICES
         ]
-        specs += [("DiskWillFillIn4Hours", p, True, "critical") for p in DISK_POOLS]
+        specs += [("NodeFilesystemSpaceFillingUp", p, True, "critical") for p in DISK_POOLS]
         specs += [(name, service, False, sev) for name, service, sev in UNMATCHED]
         groups = []
         for index, (alertname, service, matched, severity) in enumerate(specs):
@@ -218,7 +220,7 @@ class Traffic:
             annotations = {"summary": f"Pod {namespace}/{pod} is crash looping"}
             if rng.random() < 0.5:
                 annotations["runbook_url"] = "https://runbooks.example.com/crashloop"
-        elif alertname == "DiskWillFillIn4Hours":
+        elif alertname == "NodeFilesystemSpaceFillingUp":
             instance = f"{service}-{i // len(MOUNTPOINTS)}:9100"
             mountpoint = MOUNTPOINTS[i % len(MOUNTPOINTS)]
             labels = {
@@ -565,6 +567,9 @@ class Server:
                     f"database_url: {json.dumps(database_url)}",
                     f"rules: [{json.dumps(str(RULES_DIR) + '/')}]",
                     "log_level: warning",
+                    # Intake only: the shipped rules' jobs (playbooks, cluster calls) are
+                    # queued in the database and never run, so the bench touches no hosts.
+                    "remediation: {workers: 0}",
                     "",
                 ]
             )
@@ -1223,8 +1228,8 @@ def summarize(run: Run) -> tuple[str, dict[str, Any]]:
         add("phase 3", "skipped (--skip-memory)")
     lines.append("")
     lines.append(
-        f"server log: {run.server_log_lines:,} lines (the shipped rules' log actions "
-        f"write at warning); exit code {run.server_exit}"
+        f"server log: {run.server_log_lines:,} lines (log_level warning); "
+        f"exit code {run.server_exit}"
     )
     for note in run.notes:
         lines.append(f"note: {note}")
@@ -1274,6 +1279,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--skip-memory", action="store_true", help="skip phase 3")
     parser.add_argument(
+        "--playbook-runs",
+        type=int,
+        default=5,
+        help="then time webhook -> playbook effect vs bare ansible-playbook "
+        "(bench.playbook_latency) with this many pairs; 0 skips it (default 5)",
+    )
+    parser.add_argument(
         "--memory-timeout",
         type=float,
         default=600.0,
@@ -1321,8 +1333,8 @@ def _parser() -> argparse.ArgumentParser:
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.duration <= 0 or args.rate <= 0 or args.memory_timeout <= 0:
         parser.error("--duration, --rate and --memory-timeout must be positive")
-    if args.concurrency < 1 or args.incidents < 0:
-        parser.error("--concurrency must be >= 1 and --incidents >= 0")
+    if args.concurrency < 1 or args.incidents < 0 or args.playbook_runs < 0:
+        parser.error("--concurrency must be >= 1, --incidents and --playbook-runs >= 0")
     if args.fingerprints < 100:
         parser.error("--fingerprints must be >= 100")
     if not 0 <= args.duplicates < 1:
@@ -1357,6 +1369,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.loadavg_after = _loadavg()
     table, data = summarize(run)
     print(table, flush=True)
+    if args.playbook_runs > 0:
+        # After the server above has stopped, so the two do not share the CPUs.
+        from bench import playbook_latency  # it imports this module: not at the top
+
+        status, latency_table, data["playbook_latency"] = playbook_latency.report(
+            args.playbook_runs, 1, args.keep, command
+        )
+        print(latency_table, flush=True)
+        if status in (130, 143):  # interrupted or terminated
+            return status
+        data["failed"] |= status != 0
     if args.json:
         text = json.dumps(_finite(data), indent=2, default=str)
         if args.json == "-":
