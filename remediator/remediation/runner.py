@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -93,7 +94,8 @@ class RemediationRunner:
 
     def wake(self) -> None:
         """New jobs were queued: look now rather than at the next poll."""
-        self._wake.set()
+        if self._config.workers > 0:  # an intake-only replica never claims
+            self._wake.set()
 
     async def stop(self) -> None:
         """Stop claiming; cancel running jobs (their runs are recorded as interrupted)."""
@@ -109,23 +111,30 @@ class RemediationRunner:
     # -- the supervisor ----------------------------------------------------------------
 
     async def _supervise(self) -> None:
-        lease = self._config.lease
+        # Sweeps (leases, due verifications, PromQL checks) run on the clock; a wake-up
+        # (jobs committed, a worker slot free) only claims. Waking the sweep on every
+        # intake commit would add write transactions that SQLite serializes with intake.
+        period = min(self._config.poll_interval, self._config.lease / 3).total_seconds()
+        next_sweep = 0.0
         while True:
             try:
-                checks = await self._db.write(self._sweep)
-                self._start_checks(checks)
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + period
+                    await self._sweep_and_renew()
                 await self._claim_and_start()
-                await self._db.write(self._renew)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database may be briefly unreachable; try again
                 log.exception("remediation supervisor: will retry")
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(
-                    min(self._config.poll_interval, lease / 3).total_seconds()
-                ):
+                async with asyncio.timeout(max(0.0, next_sweep - time.monotonic())):
                     await self._wake.wait()
             self._wake.clear()
+
+    async def _sweep_and_renew(self) -> None:
+        self._start_checks(await self._db.write(self._sweep))
+        if self._running:
+            await self._db.write(self._renew)
 
     async def _claim_and_start(self) -> None:
         free = self._config.workers - len(self._running)

@@ -149,6 +149,8 @@ remediation_jobs = Table(
     Column("lease_expires_at", Timestamp),
     Column("outcome", Text),
     Index("ix_remediation_jobs_state_id", "state", "id"),
+    # A resolved alert cancels its queued jobs: found by fingerprint, however many are queued.
+    Index("ix_remediation_jobs_fingerprint_state", "fingerprint", "state"),
     Index("ix_remediation_jobs_incident_id", "incident_id"),
 )
 

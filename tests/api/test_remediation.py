@@ -188,3 +188,23 @@ async def test_dry_run_records_the_rendered_action_and_sends_nothing(
     assert run["outcome"] == "dry_run"
     assert run["params"]["url"] == f"{base}/restart/storage"
     assert service.requests == []
+
+
+async def test_an_intake_only_replica_queues_jobs_and_runs_none(
+    aiohttp_client: Any, db_url: str, tmp_path: Path, deployer: tuple[Deployer, str]
+) -> None:
+    """workers: 0 takes webhooks; its jobs wait in the database for a replica with workers."""
+    service, base = deployer
+    client = await start(
+        aiohttp_client,
+        db_url,
+        tmp_path,
+        rules(base, verify="1m"),
+        remediation={"poll_interval": "100ms", "workers": 0},
+    )
+    assert (await client.post(WEBHOOK, json=disk_alert("firing"))).status == 200
+    await asyncio.sleep(0.5)  # several sweeps: none of them may claim the job
+    incident = await incident_when(client, lambda i: bool(i["remediation"]))
+    assert incident["state"] == "open"
+    assert [job["state"] for job in incident["remediation"]] == ["queued"]
+    assert service.requests == []
