@@ -17,6 +17,12 @@ template engine or a playbook as code. The core enforces `timeout` (by cancellin
 which must stop its work when cancelled) and retries only failures raised as
 `ActionFailed(retryable=True)`.
 
+A channel plugin (entry point group `remediator.channels`) delivers escalations to humans:
+`Channel.send(notification)` in the system's real wire format, raising
+`DeliveryFailed(retryable=…, retry_after=…)`; the core retries, records every attempt and
+never lets one channel's outage block another. Its settings are the config's
+`channels.<name>` section (minus `type`).
+
 A verifier plugin (entry point group `remediator.verifiers`) answers one kind of `verify:`
 check after remediation, e.g. `promql`: `Verifier.check(query)` says whether the fault is
 gone. Its settings come from the config's `verifiers.<type>` section.
@@ -26,13 +32,14 @@ from __future__ import annotations
 
 import builtins
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,23 +48,32 @@ from remediator.errors import RemediatorError
 from remediator.rules.model import TemplateStr
 
 __all__ = [
+    "CHANNEL_ENTRY_POINT_GROUP",
     "ENTRY_POINT_GROUP",
     "VERIFIER_ENTRY_POINT_GROUP",
     "ActionFailed",
     "ActionRequest",
     "ActionResult",
     "ActionSpec",
+    "AttemptSummary",
+    "Channel",
+    "ChannelPlugin",
     "CheckFailed",
     "CheckResult",
+    "DeliveryFailed",
+    "DeliveryResult",
     "Duration",
     "Executor",
     "ExecutorContext",
     "ExecutorPlugin",
+    "Notification",
     "PluginError",
     "TemplateStr",
     "Verifier",
     "VerifierPlugin",
+    "channel_plugins",
     "executor_plugins",
+    "read_secret",
     "verifier_plugins",
 ]
 
@@ -65,6 +81,7 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "remediator.executors"
 VERIFIER_ENTRY_POINT_GROUP = "remediator.verifiers"
+CHANNEL_ENTRY_POINT_GROUP = "remediator.channels"
 DEFAULT_ACTION_TIMEOUT = timedelta(minutes=5)
 
 
@@ -177,7 +194,7 @@ def verifier_plugins() -> Mapping[str, VerifierPlugin]:
     return _load_plugins(VERIFIER_ENTRY_POINT_GROUP, VerifierPlugin)
 
 
-_P = TypeVar("_P", "ExecutorPlugin", "VerifierPlugin")
+_P = TypeVar("_P", "ExecutorPlugin", "VerifierPlugin", "ChannelPlugin")
 
 
 def _load_plugins(group: str, kind: builtins.type[_P]) -> dict[str, _P]:
@@ -196,6 +213,134 @@ def _load_plugins(group: str, kind: builtins.type[_P]) -> dict[str, _P]:
             )
         plugins[plugin.type] = plugin
     return plugins
+
+
+@cache
+def channel_plugins() -> Mapping[str, ChannelPlugin]:
+    """Installed channel plugins by `type` (e.g. `slack`), loaded once from entry points."""
+    return _load_plugins(CHANNEL_ENTRY_POINT_GROUP, ChannelPlugin)
+
+
+# -- channels -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptSummary:
+    """One action attempt of the incident's remediation, as a page shows it."""
+
+    action: str
+    """The action's type and position, e.g. `ansible action 1`."""
+    attempt: int
+    outcome: str
+    """succeeded, failed, timeout or dry_run."""
+    summary: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """What a channel delivers: one event of one incident, with everything a human needs.
+
+    `event` is `trigger` (the incident needs a human), `acknowledge` (a human took it) or
+    `resolve` (it is over). Channels that cannot express an event (a Slack webhook has no
+    acknowledge) deliver it as a message or skip it, saying so in their result. Every text
+    field may hold alert data: channels put it into their payload as data (JSON strings,
+    escaped HTML), never into markup or templates as code.
+    """
+
+    event: Literal["trigger", "acknowledge", "resolve"]
+    incident_id: int
+    dedup_key: str
+    """Stable per incident (`remediator-<id>`): PagerDuty's dedup_key, Opsgenie's alias."""
+    title: str
+    priority: str
+    """P1 (most urgent) .. P4."""
+    state: str
+    reason: str
+    """Why this event: the escalation reason, who acknowledged, how it resolved."""
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    runbook: str | None
+    rule: str | None
+    opened_at: datetime
+    incident_url: str
+    """Where a human opens the incident (the service's external_url)."""
+    acknowledge_url: str | None = None
+    """A signed, expiring link that acknowledges the incident, when links are configured."""
+    attempts: tuple[AttemptSummary, ...] = ()
+    """What automation tried, oldest first."""
+    recipients: tuple[str, ...] = ()
+    """Addresses the policy step names for this channel (e-mail), if any."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """A delivered notification: one line for the timeline; `reference` is the receiving
+    system's id for it, when it returns one (PagerDuty dedup_key, Opsgenie requestId)."""
+
+    summary: str
+    reference: str | None = None
+
+
+class DeliveryFailed(RemediatorError):
+    """A delivery did not go through. `retryable` ones (network errors, 5xx, 429) are tried
+    again, after at least `retry_after` seconds when the receiver said so (Retry-After)."""
+
+    def __init__(
+        self, summary: str, *, retryable: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class Channel(Protocol):
+    """Delivers notifications to one configured destination; `send` may run concurrently."""
+
+    async def send(self, notification: Notification) -> DeliveryResult:
+        """Deliver once (the core retries); raise DeliveryFailed."""
+        ...
+
+    async def close(self) -> None:
+        """Release what `create` acquired (HTTP sessions)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPlugin:
+    """A channel kind as an entry point declares it."""
+
+    type: str
+    settings_model: builtins.type[BaseModel]
+    """Validates `channels.<name>` without its `type` key; must forbid unknown keys."""
+    create: Callable[[BaseModel], Channel]
+    description: str = ""
+
+
+def read_secret(
+    what: str, inline: str | None = None, env: str | None = None, file: Path | None = None
+) -> str | None:
+    """A secret given one way of three: `<what>`, `<what>_env` or `<what>_file`.
+
+    For channel settings such as `routing_key` / `routing_key_env` / `routing_key_file`:
+    read when called, so a rotated file takes effect; None when none is given. Raises
+    PluginError naming the key when more than one is given or the source is missing.
+    """
+    given = [name for name, value in (("", inline), ("_env", env), ("_file", file)) if value]
+    if len(given) > 1:
+        keys = ", ".join(what + suffix for suffix in given)
+        raise PluginError(f"give {what} one way only, not {keys}")
+    if env:
+        if env not in os.environ:
+            raise PluginError(f"{what}_env: environment variable {env} is not set")
+        return os.environ[env]
+    if file:
+        try:
+            return file.read_text().removesuffix("\n")
+        except OSError as error:
+            raise PluginError(f"{what}_file: cannot read {file}: {error.strerror}") from None
+    return inline
 
 
 # -- verifiers ------------------------------------------------------------------------------
