@@ -19,6 +19,8 @@ from remediator.api.errors import error_middleware
 from remediator.api.openapi import openapi_json
 from remediator.config import Config
 from remediator.errors import RuleLoadError
+from remediator.escalation.channels import close_channels, create_channels
+from remediator.escalation.runner import EscalationRunner
 from remediator.incidents.ingest import IncidentIntake, IngestResult
 from remediator.intake.committer import GroupCommitter
 from remediator.intake.handler import alertmanager_webhook
@@ -55,6 +57,7 @@ def create_app(
     app.cleanup_ctx.append(_database(migrate_on_start))
     app.cleanup_ctx.append(_rules(handle_sighup))
     app.cleanup_ctx.append(_remediation)
+    app.cleanup_ctx.append(_escalation)
     app.cleanup_ctx.append(_intake_writer)
     _routes(app)
     return app
@@ -114,6 +117,18 @@ async def _intake_writer(app: web.Application) -> AsyncIterator[None]:
     committer.start()
     yield
     await committer.stop()
+
+
+async def _escalation(app: web.Application) -> AsyncIterator[None]:
+    """Channels and the escalation runner; on shutdown sends in flight are cancelled (their
+    leases lapse and another replica, or the next start, sends them), then channels closed."""
+    config = app[appkeys.CONFIG]
+    channels = create_channels(config)
+    runner = EscalationRunner(app[appkeys.DATABASE], config, channels, app[appkeys.METRICS])
+    runner.start()
+    yield
+    await runner.stop()
+    await close_channels(channels)
 
 
 async def _remediation(app: web.Application) -> AsyncIterator[None]:

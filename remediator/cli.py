@@ -109,11 +109,13 @@ def _check(args: argparse.Namespace) -> int:
     rule_set, rule_problems = check_rule_files(patterns, base)
     problems.extend(rule_problems)
     if rule_set is not None:
+        from remediator.escalation.channels import channel_problems
         from remediator.remediation.executors import action_problems
         from remediator.remediation.verification import verification_problems
 
         problems.extend(asyncio.run(action_problems(config, rule_set)))
         problems.extend(asyncio.run(verification_problems(config, rule_set)))
+        problems.extend(asyncio.run(channel_problems(config)))
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

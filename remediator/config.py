@@ -234,6 +234,62 @@ class RemediationConfig(_Strict):
     )
 
 
+class EscalationStep(_Strict):
+    """One step of a policy: notify channels now, or wait before the next step."""
+
+    notify: list[str] | None = Field(None, min_length=1, description="channel names")
+    to: list[str] = Field(
+        default_factory=list, description="recipients for channels that take them (e-mail)"
+    )
+    wait: Duration | None = Field(None, description="pause before the next step, e.g. 10m")
+
+    @model_validator(mode="after")
+    def _notify_or_wait(self) -> Self:
+        if (self.notify is None) == (self.wait is None):
+            raise ValueError("a step is either notify: [channels] or wait: <duration>")
+        if self.to and self.notify is None:
+            raise ValueError("to: goes with notify:")
+        return self
+
+
+class EscalationPolicy(_Strict):
+    """An ordered chain of steps; it stops as soon as a human acknowledges or it resolves."""
+
+    steps: list[EscalationStep] = Field(min_length=1)
+    repeat: int = Field(0, ge=0, le=100, description="run the whole chain again N more times")
+
+    @model_validator(mode="after")
+    def _repeats_wait(self) -> Self:
+        if self.repeat and not any(step.wait for step in self.steps):
+            raise ValueError("a policy that repeats needs a wait: step, or it pages in a loop")
+        return self
+
+
+class EscalationConfig(_Strict):
+    """Who hears about incidents that automation could not fix."""
+
+    default_policy: str | None = Field(None, description="used when nothing else chooses")
+    by_priority: dict[Priority, str] = Field(
+        default_factory=dict, description="policy by incident priority, e.g. P1: critical"
+    )
+    unmatched_policy: str | None = Field(
+        None, description="escalate incidents of alerts no rule matched with this policy"
+    )
+    policies: dict[str, EscalationPolicy] = Field(default_factory=dict)
+    max_delivery_attempts: int = Field(
+        6, ge=1, le=20, description="tries per notification (429, 5xx, network errors)"
+    )
+
+    @model_validator(mode="after")
+    def _policies_exist(self) -> Self:
+        named = [self.default_policy, self.unmatched_policy, *self.by_priority.values()]
+        for name in named:
+            if name is not None and name not in self.policies:
+                known = ", ".join(sorted(self.policies)) or "none defined"
+                raise ValueError(f"policy {name!r} is not defined (policies: {known})")
+        return self
+
+
 class Config(_Strict):
     """The whole service configuration."""
 
@@ -252,6 +308,12 @@ class Config(_Strict):
         default_factory=dict,
         description="settings of each action type, by type, e.g. kubernetes: {context: prod}",
     )
+    channels: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="notification channels by name, each with a type, e.g. sre-slack: "
+        "{type: slack, webhook_url_env: SLACK_WEBHOOK_URL}",
+    )
+    escalation: EscalationConfig = EscalationConfig()
     verifiers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="settings of each verification kind, e.g. promql: {url: "
@@ -263,6 +325,22 @@ class Config(_Strict):
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")
         return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104
+
+    @model_validator(mode="after")
+    def _channels_exist(self) -> Self:
+        for name, settings in self.channels.items():
+            if not isinstance(settings.get("type"), str):
+                raise ValueError(f"channels.{name} needs a type, e.g. type: slack")
+        for policy_name, policy in self.escalation.policies.items():
+            for step in policy.steps:
+                for channel in step.notify or []:
+                    if channel not in self.channels:
+                        known = ", ".join(sorted(self.channels)) or "none configured"
+                        raise ValueError(
+                            f"escalation.policies.{policy_name}: channel {channel!r} is not "
+                            f"in channels ({known})"
+                        )
+        return self
 
     @field_validator("listen")
     @classmethod

@@ -108,6 +108,13 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.notifications = Counter(
+            "remediator_notifications_total",
+            "Notification delivery attempts, by channel, event (trigger, acknowledge, "
+            "resolve) and outcome (sent, retried, failed).",
+            ["channel", "event", "outcome"],
+            registry=r,
+        )
         self.incidents_escalated = Counter(
             "remediator_incidents_escalated_total",
             "Incidents escalated because remediation failed or did not verify.",

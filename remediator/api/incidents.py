@@ -18,10 +18,12 @@ from remediator.api.models import (
     AckRequest,
     ActionRun,
     Alert,
+    Escalation,
     Incident,
     IncidentDetail,
     IncidentPage,
     NoteRequest,
+    NotificationOut,
     RemediationJob,
     ResolveRequest,
     TimelineEntry,
@@ -31,6 +33,7 @@ from remediator.config import Role
 from remediator.errors import IncidentNotFoundError, InvalidTransitionError
 from remediator.incidents.operations import IncidentOperations
 from remediator.rules import Matcher, MatcherSyntaxError, parse_matcher
+from remediator.store import escalations as escalation_store
 from remediator.store import incidents as store
 from remediator.store import jobs as job_store
 
@@ -119,7 +122,20 @@ def _detail(conn: Connection, incident_id: int) -> IncidentDetail | None:
         alerts=[Alert.model_validate(a) for a in store.alerts_of(conn, incident_id)],
         timeline=[TimelineEntry.model_validate(e) for e in store.timeline_of(conn, incident_id)],
         remediation=_remediation(conn, incident_id),
+        escalations=_escalations(conn, incident_id),
     )
+
+
+def _escalations(conn: Connection, incident_id: int) -> list[Escalation]:
+    sent: dict[int, list[NotificationOut]] = {}
+    for row in escalation_store.notifications_of(conn, incident_id):
+        sent.setdefault(row.escalation_id, []).append(NotificationOut.model_validate(row))
+    return [
+        Escalation.model_validate(chain).model_copy(
+            update={"notifications": sent.get(chain.id, [])}
+        )
+        for chain in escalation_store.escalations_of(conn, incident_id)
+    ]
 
 
 def _remediation(conn: Connection, incident_id: int) -> list[RemediationJob]:

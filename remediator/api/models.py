@@ -92,10 +92,45 @@ class RemediationJob(_Out):
     runs: list[ActionRun] = Field(default_factory=list)
 
 
+class NotificationOut(_Out):
+    """One notification of one channel: a policy step's page, or the chain's ending."""
+
+    id: int
+    channel: str
+    event: str = Field(description="trigger, acknowledge or resolve")
+    step: int = Field(description="the policy step (0-based); -1 for the chain's ending")
+    cycle: int
+    recipients: list[str]
+    state: str = Field(description="pending, sending, sent or failed")
+    attempts: int
+    next_at: datetime
+    created_at: datetime
+    finished_at: datetime | None
+    summary: str | None
+    reference: str | None = Field(description="the receiver's id for it, when it gave one")
+
+
+class Escalation(_Out):
+    """An escalation chain: a policy's steps for this incident, until a human takes it."""
+
+    id: int
+    policy: str
+    state: str = Field(description="active, stopped (acknowledged or resolved) or done")
+    step: int
+    cycle: int
+    next_at: datetime | None
+    reason: str
+    started_at: datetime
+    finished_at: datetime | None
+    stop_reason: str | None
+    notifications: list[NotificationOut] = Field(default_factory=list)
+
+
 class IncidentDetail(Incident):
     alerts: list[Alert]
     timeline: list[TimelineEntry]
     remediation: list[RemediationJob]
+    escalations: list[Escalation]
 
 
 class IncidentPage(BaseModel):

@@ -28,6 +28,7 @@ from tenacity import (
 )
 
 from remediator.config import Config
+from remediator.escalation import chain as escalation_chain
 from remediator.incidents.priority import Priority, priority_for
 from remediator.incidents.sla import due_times
 from remediator.incidents.states import IncidentState, check_transition
@@ -43,6 +44,8 @@ from remediator.store.database import Database
 log = logging.getLogger(__name__)
 
 UNMATCHED_PREFIX = "unmatched"
+# States in which an escalation chain may be paging humans.
+_PAGED = frozenset({IncidentState.escalated.value, IncidentState.acknowledged.value})
 
 
 def utcnow() -> datetime:
@@ -182,6 +185,7 @@ class _Batch:
         self.result = IngestResult()
         self.incidents: dict[int, _Incident] = {}
         self.timeline: list[TimelineEntry] = []
+        self.after_timeline: list[Callable[[], object]] = []
         # (incident id, fingerprint) -> state, for every alert this batch concerns that sits
         # in an unresolved incident; kept current as the batch attaches alerts.
         self.known: dict[tuple[int, str], _Known] = {}
@@ -321,6 +325,7 @@ class _Batch:
         alertname = first.labels.get("alertname", first.fingerprint)
         if rule is None:
             actor, why = Actor.system(), f"no rule matched alert {alertname}; kept for a human"
+            self._escalate_unmatched(incident, alertname)
         else:
             actor, why = Actor.rule(rule.name), f"rule {rule.name} matched alert {alertname}"
         self._note(
@@ -340,6 +345,15 @@ class _Batch:
                 f"recurs incident {before.id} (occurrence {before.recurrence_count + 2} "
                 f"within {self.config.incidents.recurrence_window})",
                 data={"previous_incident_id": before.id},
+            )
+
+    def _escalate_unmatched(self, incident: _Incident, alertname: str) -> None:
+        """With `escalation.unmatched_policy`, alerts no rule knows page a human at once."""
+        policy = self.config.escalation.unmatched_policy
+        if policy is not None:
+            why = f"no rule matched alert {alertname}: automation has nothing to try"
+            self.after_timeline.append(
+                partial(escalation_chain.start, self.conn, incident.id, policy, why, self.now)
             )
 
     def _attach(
@@ -532,6 +546,8 @@ class _Batch:
             )
         store.update_incidents(self.conn, updates)
         store.append_timeline(self.conn, self.timeline)
+        for step in self.after_timeline:  # their own timeline entries follow the cause's
+            step()
 
     def _maybe_raise(self, incident: _Incident, total: int) -> None:
         threshold = self.config.priorities.raise_after_alerts
@@ -560,6 +576,10 @@ class _Batch:
         reason = f"source resolved: all {total} alert(s) resolved"
         if incident.state == IncidentState.verifying:
             reason = f"auto-remediated: all {total} alert(s) resolved after remediation"
+        if incident.state in _PAGED:  # the humans paged hear that it is over
+            self.after_timeline.append(
+                partial(escalation_chain.stop, self.conn, incident.id, "resolve", reason, self.now)
+            )
         self._note(
             incident,
             Actor.system(),

@@ -13,6 +13,7 @@ from sqlalchemy import Row
 from sqlalchemy.engine import Connection
 
 from remediator.errors import IncidentNotFoundError
+from remediator.escalation import chain as escalation_chain
 from remediator.incidents.ingest import utcnow
 from remediator.incidents.states import IncidentState, check_transition
 from remediator.incidents.timeline import Actor, TimelineEntry
@@ -31,13 +32,17 @@ class IncidentOperations:
         now = self._clock()
         message = f"acknowledged by {user}" + (f": {comment}" if comment else "")
         changes = {"acknowledged_at": now, "acknowledged_by": user}
-        await self._transition(incident_id, user, IncidentState.acknowledged, message, changes, now)
+        await self._transition(
+            incident_id, user, IncidentState.acknowledged, message, changes, now, "acknowledge"
+        )
 
     async def resolve(self, incident_id: int, user: str, reason: str | None) -> None:
         now = self._clock()
         message = f"resolved by {user}" + (f": {reason}" if reason else "")
         changes = {"resolved_at": now, "resolved_reason": message}
-        await self._transition(incident_id, user, IncidentState.resolved, message, changes, now)
+        await self._transition(
+            incident_id, user, IncidentState.resolved, message, changes, now, "resolve"
+        )
 
     async def _transition(
         self,
@@ -47,6 +52,7 @@ class IncidentOperations:
         message: str,
         changes: dict[str, Any],
         now: datetime,
+        event: str,
     ) -> None:
         def transaction(conn: Connection) -> None:
             row = _locked(conn, incident_id)
@@ -54,6 +60,8 @@ class IncidentOperations:
             values = {"state": target.value, "updated_at": now, **changes}
             store.update_incident(conn, incident_id, values)
             _append(conn, incident_id, now, user, "state_changed", message, row.state, target.value)
+            # A human has it (or it is over): no more pages; those paged hear so.
+            escalation_chain.stop(conn, incident_id, event, message, now)
 
         await self._db.write(transaction)
 

@@ -32,6 +32,8 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from remediator.config import Config
 from remediator.durations import format_duration
+from remediator.escalation import chain as escalation_chain
+from remediator.escalation.policy import choose_policy
 from remediator.incidents.states import IncidentState, check_transition
 from remediator.incidents.timeline import Actor, TimelineEntry
 from remediator.metrics import Metrics
@@ -79,6 +81,7 @@ class RemediationRunner:
         self._db = db
         self._rules = rules
         self._config = config.remediation
+        self._escalation = config.escalation
         self._executors = executors
         self._metrics = metrics
         self._clock = clock
@@ -473,6 +476,14 @@ class RemediationRunner:
     def _escalate(self, conn: Connection, incident: Any, reason: str, now: datetime) -> None:
         self._metrics.incidents_escalated.inc()
         self._transition(conn, incident, _S.escalated, reason)
+        rule = _rule_named(self._rules(), incident.rule)
+        policy = choose_policy(
+            self._escalation,
+            rule.escalate_policy if rule else None,
+            incident.priority,
+            matched=incident.rule is not None,
+        )
+        escalation_chain.start(conn, incident.id, policy, reason, now)
 
     def _transition(
         self,

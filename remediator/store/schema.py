@@ -176,3 +176,56 @@ action_runs = Table(
     Index("ix_action_runs_job_id", "job_id"),
     Index("ix_action_runs_incident_id", "incident_id"),
 )
+
+# An incident's escalation chain: which policy step is next, and when. Claimed by moving
+# next_at (a lease); stopped when a human acknowledges or the incident resolves.
+escalations = Table(
+    "escalations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("policy", String(255), nullable=False),
+    # active | stopped | done
+    Column("state", String(16), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("cycle", Integer, nullable=False),
+    Column("next_at", Timestamp),
+    Column("reason", Text, nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("finished_at", Timestamp),
+    Column("stop_reason", Text),
+    Index("ix_escalations_state_next_at", "state", "next_at"),
+    Index("ix_escalations_incident_id", "incident_id"),
+)
+
+# One notification of one channel for one step (or the acknowledge/resolve that ends the
+# chain). The unique key makes "never the same step twice" a database fact, whatever the
+# replicas and restarts; delivery is claimed with a lease and retried with backoff.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("escalation_id", Id, ForeignKey("escalations.id", ondelete="CASCADE"), nullable=False),
+    Column("channel", String(255), nullable=False),
+    # trigger | acknowledge | resolve
+    Column("event", String(16), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("cycle", Integer, nullable=False),
+    Column("recipients", JSON, nullable=False),
+    # pending | sending | sent | failed
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", Timestamp, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_expires_at", Timestamp),
+    Column("created_at", Timestamp, nullable=False),
+    Column("finished_at", Timestamp),
+    Column("summary", Text),
+    Column("reference", Text),
+    UniqueConstraint(
+        "escalation_id", "channel", "event", "step", "cycle", name="uq_notifications_step"
+    ),
+    Index("ix_notifications_state_next_at", "state", "next_at"),
+    Index("ix_notifications_incident_id", "incident_id"),
+)

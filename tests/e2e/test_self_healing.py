@@ -446,7 +446,8 @@ async def test_a_playbook_that_repairs_nothing_escalates(start_stack: StackFacto
     (_, verifying_at), (_, escalated_at) = changes[-2:]
     waited = (escalated_at - verifying_at).total_seconds()
     assert SHORT_WINDOW <= waited < SHORT_WINDOW + 3, waited  # the window, then one sweep
-    assert incident["timeline"][-1]["message"] == (
+    [escalation] = [e for e in incident["timeline"] if e["to_state"] == "escalated"]
+    assert escalation["message"] == (
         "not verified: 1 of 1 alert(s) still firing when the verification window ended"
     )
 

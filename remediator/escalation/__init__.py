@@ -1,0 +1,1 @@
+"""Escalation: policies, durable chains of steps, notifications through channels by name."""

@@ -1,0 +1,279 @@
+"""Escalation chains on a real database: steps, waits, repeats, retries, acknowledgement.
+
+The channel here is a recording one that answers as it is told; the channel plugins are
+tested against their services' contracts in tests/integrations/. The clock is the test's:
+waits and retry delays pass when the test says so, and the runner polls every 50 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from remediator.config import Config
+from remediator.escalation.policy import choose_policy
+from remediator.escalation.runner import EscalationRunner, _retry_delay
+from remediator.incidents.ingest import IncidentIntake
+from remediator.incidents.operations import IncidentOperations
+from remediator.intake.model import WebhookBody, events_from
+from remediator.metrics import Metrics
+from remediator.plugins import DeliveryFailed, DeliveryResult, Notification
+from remediator.rules import load_rule_set
+from remediator.store import escalations as store
+from remediator.store import incidents as incident_store
+from remediator.store.database import Database
+from tests.conftest import load_fixture
+
+T0 = datetime(2026, 11, 21, 13, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+class RecordingChannel:
+    """Delivers into a list; `failures` are raised first, one per send."""
+
+    def __init__(self) -> None:
+        self.sent: list[Notification] = []
+        self.failures: list[DeliveryFailed] = []
+
+    async def send(self, notification: Notification) -> DeliveryResult:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(notification)
+        return DeliveryResult(f"delivered {notification.event}", reference="ref-1")
+
+    async def close(self) -> None:
+        return None
+
+
+POLICY = {
+    "steps": [{"notify": ["chat"]}, {"wait": "10m"}, {"notify": ["pager"], "to": ["oncall@x"]}],
+}
+
+
+def config(db_url: str, policy: dict[str, Any] = POLICY) -> Config:
+    return Config.model_validate(
+        {
+            "database_url": db_url,
+            "channels": {"chat": {"type": "test"}, "pager": {"type": "test"}},
+            "escalation": {"unmatched_policy": "sre", "policies": {"sre": policy}},
+            "remediation": {"poll_interval": "50ms"},
+        }
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def channels() -> dict[str, RecordingChannel]:
+    return {"chat": RecordingChannel(), "pager": RecordingChannel()}
+
+
+Start = Callable[..., Any]
+
+
+@pytest.fixture
+async def escalate(
+    database: Database,
+    db_url: str,
+    tmp_path: Path,
+    clock: Clock,
+    channels: dict[str, RecordingChannel],
+) -> AsyncIterator[Start]:
+    """Open an incident of an alert no rule matches: it escalates with policy `sre`."""
+    runners: list[EscalationRunner] = []
+
+    async def start(policy: dict[str, Any] = POLICY) -> int:
+        settings = config(db_url, policy)
+        (tmp_path / "rules.yml").write_text("rules: []\n")
+        rules = load_rule_set([str(tmp_path / "rules.yml")], tmp_path)
+        intake = IncidentIntake(database, lambda: rules, settings, clock)
+        body = WebhookBody.model_validate(load_fixture("diskfill-firing.json"))
+        await intake.ingest(events_from(body))
+        runner = EscalationRunner(database, settings, channels, Metrics(), clock)
+        runner.start()
+        runners.append(runner)
+        [incident] = await database.read(lambda conn: incident_store.list_incidents(conn))
+        return int(incident.id)
+
+    yield start
+    for runner in runners:
+        await runner.stop()
+
+
+async def eventually(check: Callable[[], Any], what: str, within: float = 5.0) -> None:
+    """Poll `check` until it holds; fail naming `what` after `within` seconds."""
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                if await check():
+                    return
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        pytest.fail(f"timed out waiting for {what}")
+
+
+async def notifications(database: Database, incident_id: int) -> list[Any]:
+    return await database.read(lambda conn: store.notifications_of(conn, incident_id))
+
+
+async def kinds(database: Database, incident_id: int) -> list[str]:
+    entries = await database.read(lambda conn: incident_store.timeline_of(conn, incident_id))
+    return [entry.kind for entry in entries]
+
+
+async def test_steps_notify_then_wait_then_notify(
+    escalate: Start, database: Database, clock: Clock, channels: dict[str, RecordingChannel]
+) -> None:
+    incident_id = await escalate()
+
+    async def chat_paged() -> bool:
+        return len(channels["chat"].sent) == 1
+
+    await eventually(chat_paged, "the first step")
+    page = channels["chat"].sent[0]
+    assert (page.event, page.dedup_key) == ("trigger", f"remediator-{incident_id}")
+    assert page.reason.startswith("no rule matched alert DiskWillFillIn4Hours")
+    assert page.incident_url.endswith(f"/api/v1/incidents/{incident_id}")
+    await asyncio.sleep(0.3)  # several polls: the wait holds
+    assert channels["pager"].sent == []
+    clock.advance(minutes=10)
+
+    async def pager_paged() -> bool:
+        return len(channels["pager"].sent) == 1
+
+    await eventually(pager_paged, "the step after the wait")
+    assert channels["pager"].sent[0].recipients == ("oncall@x",)
+    assert [row.state for row in await notifications(database, incident_id)] == ["sent", "sent"]
+    recorded = await kinds(database, incident_id)
+    for kind in ["escalation_started", "escalation_step", "escalation_wait", "notification_sent"]:
+        assert kind in recorded
+    assert recorded[-1] in {"escalation_done", "notification_sent"}
+
+
+async def test_an_acknowledgement_stops_the_chain_and_tells_who_was_paged(
+    escalate: Start, database: Database, clock: Clock, channels: dict[str, RecordingChannel]
+) -> None:
+    incident_id = await escalate()
+
+    async def chat_paged() -> bool:
+        return len(channels["chat"].sent) == 1
+
+    await eventually(chat_paged, "the first step")
+    await IncidentOperations(database, clock).acknowledge(incident_id, "alice", "on it")
+
+    async def chat_told() -> bool:
+        return len(channels["chat"].sent) == 2
+
+    await eventually(chat_told, "the acknowledgement")
+    ack = channels["chat"].sent[1]
+    assert (ack.event, ack.reason) == ("acknowledge", "acknowledged by alice: on it")
+    clock.advance(hours=1)
+    await asyncio.sleep(0.3)
+    assert channels["pager"].sent == []  # the next step never came
+    [chain] = await database.read(lambda conn: store.escalations_of(conn, incident_id))
+    assert (chain.state, chain.stop_reason) == ("stopped", "acknowledged by alice: on it")
+
+
+async def test_retryable_failures_wait_for_retry_after_then_succeed(
+    escalate: Start, database: Database, clock: Clock, channels: dict[str, RecordingChannel]
+) -> None:
+    channels["chat"].failures = [DeliveryFailed("429 rate limited", retryable=True, retry_after=90)]
+    incident_id = await escalate()
+
+    async def tried_once() -> bool:
+        rows = await notifications(database, incident_id)
+        return bool(rows) and rows[0].attempts == 1
+
+    await eventually(tried_once, "the first attempt")
+    [row] = await notifications(database, incident_id)
+    assert row.state == "pending"
+    assert row.next_at - clock.now >= timedelta(seconds=90)  # Retry-After honoured
+    await asyncio.sleep(0.3)
+    assert channels["chat"].sent == []
+    clock.advance(seconds=91)
+
+    async def delivered() -> bool:
+        return len(channels["chat"].sent) == 1
+
+    await eventually(delivered, "the retry")
+    [row] = await notifications(database, incident_id)
+    assert (row.state, row.attempts, row.reference) == ("sent", 2, "ref-1")
+    messages = [
+        entry.message
+        for entry in await database.read(lambda c: incident_store.timeline_of(c, incident_id))
+    ]
+    assert any("attempt 1: failed: 429 rate limited (will retry in" in m for m in messages)
+
+
+async def test_a_permanent_failure_is_not_retried(
+    escalate: Start, database: Database, channels: dict[str, RecordingChannel]
+) -> None:
+    channels["chat"].failures = [DeliveryFailed("404 no_service")]
+    incident_id = await escalate()
+
+    async def failed() -> bool:
+        rows = await notifications(database, incident_id)
+        return bool(rows) and rows[0].state == "failed"
+
+    await eventually(failed, "the failure")
+    [row] = await notifications(database, incident_id)
+    assert (row.attempts, row.summary) == (1, "404 no_service")
+
+
+async def test_a_repeating_policy_pages_again_after_its_wait(
+    escalate: Start, clock: Clock, channels: dict[str, RecordingChannel]
+) -> None:
+    await escalate({"steps": [{"notify": ["chat"]}, {"wait": "5m"}], "repeat": 2})
+
+    async def paged(times: int) -> bool:
+        return len(channels["chat"].sent) == times
+
+    await eventually(lambda: paged(1), "the first cycle")
+    for cycle in (2, 3):
+        clock.advance(minutes=5)
+        await eventually(lambda c=cycle: paged(c), f"cycle {cycle}")  # type: ignore[misc]
+    clock.advance(minutes=5)
+    await asyncio.sleep(0.3)
+    assert len(channels["chat"].sent) == 3  # repeat: 2 means three cycles, then done
+
+
+def test_the_policy_is_the_rules_else_the_prioritys_else_the_default() -> None:
+    settings = Config.model_validate(
+        {
+            "channels": {"c": {"type": "test"}},
+            "escalation": {
+                "default_policy": "d",
+                "unmatched_policy": "u",
+                "by_priority": {"P1": "p1"},
+                "policies": {n: {"steps": [{"notify": ["c"]}]} for n in ("d", "u", "p1", "r")},
+            },
+        }
+    ).escalation
+    assert choose_policy(settings, "r", "P1", matched=True) == "r"
+    assert choose_policy(settings, None, "P1", matched=True) == "p1"
+    assert choose_policy(settings, None, "P3", matched=True) == "d"
+    assert choose_policy(settings, None, "P1", matched=False) == "u"
+
+
+def test_retry_delays_back_off_and_respect_retry_after() -> None:
+    assert 0 <= _retry_delay(1, None) <= 4
+    assert _retry_delay(1, 120) == 120
+    assert all(_retry_delay(n, None) <= 300 for n in range(1, 20))
