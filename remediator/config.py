@@ -257,6 +257,11 @@ class EscalationPolicy(_Strict):
 
     steps: list[EscalationStep] = Field(min_length=1)
     repeat: int = Field(0, ge=0, le=100, description="run the whole chain again N more times")
+    on_breach: str | None = Field(
+        None,
+        description="when an SLA is breached, switch to this policy; unset: go straight to "
+        "the next step",
+    )
 
     @model_validator(mode="after")
     def _repeats_wait(self) -> Self:
@@ -283,6 +288,7 @@ class EscalationConfig(_Strict):
     @model_validator(mode="after")
     def _policies_exist(self) -> Self:
         named = [self.default_policy, self.unmatched_policy, *self.by_priority.values()]
+        named += [policy.on_breach for policy in self.policies.values()]
         for name in named:
             if name is not None and name not in self.policies:
                 known = ", ".join(sorted(self.policies)) or "none defined"

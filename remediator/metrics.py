@@ -115,6 +115,13 @@ class Metrics:
             ["channel", "event", "outcome"],
             registry=r,
         )
+        self.sla_breaches = Counter(
+            "remediator_sla_breaches_total",
+            "Incidents past their acknowledgement or resolution due time, by priority and kind "
+            "(acknowledge, resolve).",
+            ["priority", "kind"],
+            registry=r,
+        )
         self.incidents_escalated = Counter(
             "remediator_incidents_escalated_total",
             "Incidents escalated because remediation failed or did not verify.",

@@ -63,6 +63,43 @@ def stop(conn: Connection, incident_id: int, event: str, reason: str, now: datet
     _note(conn, incident_id, now, "escalation_stopped", f"escalation stopped: {reason}{told}")
 
 
+def breach(
+    conn: Connection, incident: Any, kind: str, config: EscalationConfig, now: datetime
+) -> None:
+    """Record an SLA breach; the incident's chain moves on: to its policy's `on_breach`
+    policy, else at once to its next step (a running wait is cut short)."""
+    due = incident.ack_due_at if kind == "acknowledge" else incident.resolve_due_at
+    what = "acknowledgement" if kind == "acknowledge" else "resolution"
+    _note(
+        conn,
+        incident.id,
+        now,
+        "sla_breached",
+        f"{what} SLA breached: {incident.priority} was due {due.isoformat()}",
+    )
+    chain = store.active_for(conn, incident.id)
+    if chain is None:
+        return
+    policy = config.policies.get(chain.policy)
+    switch_to = policy.on_breach if policy is not None else None
+    if switch_to is not None and switch_to != chain.policy:
+        why = f"{what} SLA breached: switching to policy {switch_to}"
+        store.update_escalation(
+            conn, chain.id, {"state": store.STOPPED, "finished_at": now, "stop_reason": why}
+        )
+        _note(conn, incident.id, now, "escalation_stopped", f"escalation stopped: {why}")
+        start(conn, incident.id, switch_to, f"{chain.reason}; {why}", now)
+        return
+    store.update_escalation(conn, chain.id, {"next_at": now})
+    _note(
+        conn,
+        incident.id,
+        now,
+        "escalation_step",
+        f"escalation policy {chain.policy}: {what} SLA breached, next step now",
+    )
+
+
 def advance(conn: Connection, chain: Any, config: EscalationConfig, now: datetime) -> None:
     """Take every step that is due: notify now, or wait and come back."""
     policy = config.policies.get(chain.policy)

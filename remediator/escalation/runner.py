@@ -2,6 +2,8 @@
 
 One supervisor task per process, on a clock (`remediation.poll_interval`):
 
+- records SLA breaches (an unresolved incident past its acknowledgement or resolution due
+  time), once each, and moves its chain on (see `chain.breach`);
 - claims chains whose next step is due (moving their due time is the lease) and advances
   them in the same transaction (see `chain.advance`);
 - claims due notifications with a lease and sends each in a task of its own, so a slow or
@@ -94,6 +96,9 @@ class EscalationRunner:
 
     def _advance_due(self, conn: Connection) -> None:
         now = self._clock()
+        for incident, kind in incident_store.claim_sla_breaches(conn, now, 100):
+            self._metrics.sla_breaches.labels(incident.priority, kind).inc()
+            chains.breach(conn, incident, kind, self._config.escalation, now)
         for chain in store.claim_due(conn, now, 100, now + LEASE):
             chains.advance(conn, chain, self._config.escalation, now)
 

@@ -242,6 +242,35 @@ def claim_promql_checks(
     return rows
 
 
+def claim_sla_breaches(conn: Connection, now: datetime, limit: int) -> list[tuple[Any, str]]:
+    """Unresolved incidents past their acknowledgement or resolution due time, not yet
+    recorded as breached: (incident, "acknowledge" | "resolve"). Each is marked breached in
+    this transaction, so a breach is recorded once, whichever replica sees it first."""
+    c = incidents.c
+    found: list[tuple[Any, str]] = []
+    for kind, breached, done, due in (
+        ("acknowledge", c.ack_breached_at, c.acknowledged_at, c.ack_due_at),
+        ("resolve", c.resolve_breached_at, c.resolved_at, c.resolve_due_at),
+    ):
+        stmt = (
+            select(incidents)
+            .where(breached.is_(None), done.is_(None), c.resolved_at.is_(None), due < now)
+            .order_by(due)
+            .limit(limit)
+        )
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        rows = list(conn.execute(stmt))
+        if rows:
+            conn.execute(
+                update(incidents)
+                .where(c.id.in_([row.id for row in rows]))
+                .values({breached.name: now})
+            )
+        found.extend((row, kind) for row in rows)
+    return found
+
+
 def get_incident(conn: Connection, incident_id: int, *, lock: bool = False) -> Row[Any] | None:
     stmt = select(incidents).where(incidents.c.id == incident_id)
     if lock:

@@ -82,6 +82,9 @@ incidents = Table(
     # A rule's PromQL verification: the rendered query and when it runs next.
     Column("verify_query", Text),
     Column("verify_check_at", Timestamp),
+    # When the acknowledgement / resolution SLA was recorded as breached (once each).
+    Column("ack_breached_at", Timestamp),
+    Column("resolve_breached_at", Timestamp),
     # At most one unresolved incident per key; replicas racing to open one collide here.
     Index(
         "uq_incidents_open_key",
@@ -93,6 +96,9 @@ incidents = Table(
     Index("ix_incidents_key_resolved_at", "key", "resolved_at"),
     Index("ix_incidents_state", "state"),
     Index("ix_incidents_verify_check_at", "verify_check_at"),
+    # The SLA sweep looks for unbreached incidents past a due time, every second.
+    Index("ix_incidents_ack_sla", "ack_breached_at", "acknowledged_at", "ack_due_at"),
+    Index("ix_incidents_resolve_sla", "resolve_breached_at", "resolved_at", "resolve_due_at"),
 )
 
 incident_alerts = Table(

@@ -118,7 +118,7 @@ async def escalate(
         await runner.stop()
 
 
-async def eventually(check: Callable[[], Any], what: str, within: float = 5.0) -> None:
+async def eventually(check: Callable[[], Any], what: str, within: float = 15.0) -> None:
     """Poll `check` until it holds; fail naming `what` after `within` seconds."""
     try:
         async with asyncio.timeout(within):
@@ -161,7 +161,12 @@ async def test_steps_notify_then_wait_then_notify(
 
     await eventually(pager_paged, "the step after the wait")
     assert channels["pager"].sent[0].recipients == ("oncall@x",)
-    assert [row.state for row in await notifications(database, incident_id)] == ["sent", "sent"]
+
+    async def both_recorded() -> bool:
+        rows = await notifications(database, incident_id)
+        return [row.state for row in rows] == ["sent", "sent"]
+
+    await eventually(both_recorded, "both deliveries recorded")
     recorded = await kinds(database, incident_id)
     for kind in ["escalation_started", "escalation_step", "escalation_wait", "notification_sent"]:
         assert kind in recorded
@@ -277,3 +282,68 @@ def test_retry_delays_back_off_and_respect_retry_after() -> None:
     assert 0 <= _retry_delay(1, None) <= 4
     assert _retry_delay(1, 120) == 120
     assert all(_retry_delay(n, None) <= 300 for n in range(1, 20))
+
+
+SLOW_POLICY = {"steps": [{"notify": ["chat"]}, {"wait": "1h"}, {"notify": ["pager"]}]}
+
+
+async def test_an_sla_breach_is_recorded_once_and_cuts_the_wait_short(
+    escalate: Start, database: Database, clock: Clock, channels: dict[str, RecordingChannel]
+) -> None:
+    incident_id = await escalate(SLOW_POLICY)  # critical: P1, acknowledge within 15m
+
+    async def paged(name: str) -> bool:
+        return len(channels[name].sent) == 1
+
+    await eventually(lambda: paged("chat"), "the first step")
+    clock.advance(minutes=16)
+    await eventually(lambda: paged("pager"), "the step after the breach, not after 1h")
+    await asyncio.sleep(0.3)  # more sweeps: still one breach
+    recorded = await kinds(database, incident_id)
+    assert recorded.count("sla_breached") == 1
+    [incident] = await database.read(lambda conn: incident_store.list_incidents(conn))
+    assert incident.ack_breached_at is not None
+    assert incident.resolve_breached_at is None
+
+
+async def test_a_breach_switches_to_the_on_breach_policy(
+    database: Database,
+    db_url: str,
+    tmp_path: Path,
+    clock: Clock,
+    channels: dict[str, RecordingChannel],
+) -> None:
+    policies = {
+        "sre": {"steps": [{"notify": ["chat"]}, {"wait": "1h"}], "on_breach": "major"},
+        "major": {"steps": [{"notify": ["pager"]}]},
+    }
+    settings = Config.model_validate(
+        {
+            "database_url": db_url,
+            "channels": {"chat": {"type": "test"}, "pager": {"type": "test"}},
+            "escalation": {"unmatched_policy": "sre", "policies": policies},
+            "remediation": {"poll_interval": "50ms"},
+        }
+    )
+    (tmp_path / "rules.yml").write_text("rules: []\n")
+    rules = load_rule_set([str(tmp_path / "rules.yml")], tmp_path)
+    intake = IncidentIntake(database, lambda: rules, settings, clock)
+    await intake.ingest(
+        events_from(WebhookBody.model_validate(load_fixture("diskfill-firing.json")))
+    )
+    runner = EscalationRunner(database, settings, channels, Metrics(), clock)
+    runner.start()
+    try:
+        await eventually(lambda: _sent(channels["chat"], 1), "the first policy")
+        clock.advance(minutes=16)
+        await eventually(lambda: _sent(channels["pager"], 1), "the on_breach policy")
+    finally:
+        await runner.stop()
+    [incident] = await database.read(lambda conn: incident_store.list_incidents(conn))
+    chains = await database.read(lambda conn: store.escalations_of(conn, incident.id))
+    assert [(c.policy, c.state) for c in chains] == [("sre", "stopped"), ("major", "done")]
+    assert "switching to policy major" in (chains[0].stop_reason or "")
+
+
+async def _sent(channel: RecordingChannel, count: int) -> bool:
+    return len(channel.sent) == count
