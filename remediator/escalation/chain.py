@@ -48,19 +48,35 @@ def start(
 
 
 def stop(conn: Connection, incident_id: int, event: str, reason: str, now: datetime) -> None:
-    """End the active chain: no further steps; channels that were paged hear `event`."""
+    """End the active chain: no further steps; channels that were paged hear `event`.
+
+    A resolution also reaches the channels of a chain that had already ended (acknowledged,
+    or all steps done), so that PagerDuty and Opsgenie close what they opened.
+    """
     chain = store.active_for(conn, incident_id)
+    if chain is not None:
+        store.update_escalation(
+            conn, chain.id, {"state": store.STOPPED, "finished_at": now, "stop_reason": reason}
+        )
+    elif event == "resolve":
+        chain = store.latest_for(conn, incident_id)
     if chain is None:
         return
-    store.update_escalation(
-        conn, chain.id, {"state": store.STOPPED, "finished_at": now, "stop_reason": reason}
-    )
     channels = store.triggered_channels(conn, chain.id)
-    store.add_notifications(
+    added = store.add_notifications(
         conn, [_row(chain, channel, event, ENDING_STEP, 0, [], now) for channel in channels]
     )
-    told = f"; telling {', '.join(channels)}" if channels else ""
-    _note(conn, incident_id, now, "escalation_stopped", f"escalation stopped: {reason}{told}")
+    if chain.state == store.ACTIVE:
+        told = f"; telling {', '.join(channels)}" if channels else ""
+        _note(conn, incident_id, now, "escalation_stopped", f"escalation stopped: {reason}{told}")
+    elif added:
+        _note(
+            conn,
+            incident_id,
+            now,
+            "escalation_resolved",
+            f"telling {', '.join(channels)}: {reason}",
+        )
 
 
 def breach(

@@ -46,9 +46,12 @@ def build_notification(conn: Connection, row: Any, config: Config) -> Notificati
 
 
 def _reason(conn: Connection, row: Any, incident: Any) -> str:
+    """Why this event: the escalation reason, who acknowledged, or how it resolved."""
     chain = next(
         (c for c in store.escalations_of(conn, incident.id) if c.id == row.escalation_id), None
     )
+    if row.event == "resolve" and incident.resolved_reason:
+        return str(incident.resolved_reason)
     if chain is None:
         return ""
     if row.event == "trigger":

@@ -29,6 +29,11 @@ def active_for(conn: Connection, incident_id: int) -> Row[Any] | None:
     return conn.execute(stmt.order_by(escalations.c.id.desc())).first()
 
 
+def latest_for(conn: Connection, incident_id: int) -> Row[Any] | None:
+    stmt = select(escalations).where(escalations.c.incident_id == incident_id)
+    return conn.execute(stmt.order_by(escalations.c.id.desc())).first()
+
+
 def start(conn: Connection, incident_id: int, policy: str, reason: str, now: datetime) -> int:
     """A new active chain at its first step, due now."""
     result = conn.execute(

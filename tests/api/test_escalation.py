@@ -1,0 +1,162 @@
+"""Escalation through the real app: a failed remediation pages PagerDuty, a human's
+acknowledgement and resolution reach it too.
+
+PagerDuty here is the local server of tests/integrations/pagerduty that enforces the Events
+API v2 contract (paths, required fields, 202 bodies); the channel is the real plugin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.api.test_remediation import (
+    WEBHOOK,
+    Deployer,
+    deployer,
+    disk_alert,
+    incident_when,
+    start,
+)
+from tests.integrations.pagerduty.conftest import PagerDuty, pagerduty
+
+__all__ = ["deployer", "pagerduty"]  # fixtures, shared
+
+ROUTING_KEY = "R0UT1NGKEY0123456789abcdefABCDEF"  # 32 characters, as PagerDuty requires
+
+
+def rules(base: str) -> str:
+    return f"""
+rules:
+  - name: disk
+    match: ['alertname="DiskWillFillIn4Hours"']
+    runbook: https://runbooks.example.com/disk
+    actions:
+      - type: http
+        url: "{base}/restart/db"
+        json: {{service: db}}
+        expect_status: [202]
+    escalate: {{policy: storage}}
+"""
+
+
+def settings(pagerduty: PagerDuty) -> dict[str, Any]:
+    return {
+        "external_url": "https://remediator.example.com",
+        "channels": {
+            "pd-storage": {"type": "pagerduty", "routing_key": ROUTING_KEY, "url": pagerduty.url}
+        },
+        "escalation": {
+            "policies": {
+                "storage": {"steps": [{"notify": ["pd-storage"]}, {"wait": "10m"}]},
+            }
+        },
+    }
+
+
+async def pd_events(pagerduty: PagerDuty, count: int, wait_s: float = 10) -> list[Any]:
+    """The first `count` events PagerDuty accepted, once it has them."""
+    try:
+        async with asyncio.timeout(wait_s):
+            while True:
+                if len(pagerduty.accepted) >= count:
+                    break
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        pytest.fail(f"PagerDuty accepted {pagerduty.accepted}, expected {count} events")
+    return pagerduty.accepted[:count]
+
+
+async def escalated(
+    aiohttp_client: Any, db_url: str, tmp_path: Path, base: str, pd: PagerDuty
+) -> tuple[TestClient[Any, Any], Any]:
+    client = await start(aiohttp_client, db_url, tmp_path, rules(base), **settings(pd))
+    assert (await client.post(WEBHOOK, json=disk_alert("firing"))).status == 200
+    return client, await incident_when(client, lambda i: i["state"] == "escalated")
+
+
+async def test_a_failed_remediation_pages_with_what_was_tried(
+    aiohttp_client: Any,
+    db_url: str,
+    tmp_path: Path,
+    deployer: tuple[Deployer, str],
+    pagerduty: PagerDuty,
+) -> None:
+    service, base = deployer
+    service.statuses = [404]
+    client, incident = await escalated(aiohttp_client, db_url, tmp_path, base, pagerduty)
+    [trigger] = await pd_events(pagerduty, 1)
+    assert trigger["event_action"] == "trigger"
+    assert trigger["routing_key"] == ROUTING_KEY
+    assert trigger["dedup_key"] == f"remediator-{incident['id']}"
+    assert trigger["payload"]["severity"] == "critical"  # severity=critical: P1
+    details = trigger["payload"]["custom_details"]
+    assert details["reason"].startswith("remediation failed")
+    assert "404" in str(details)  # what automation tried, and how it ended
+    links = [link["href"] for link in trigger.get("links", [])]
+    assert f"https://remediator.example.com/api/v1/incidents/{incident['id']}" in links
+
+    async def recorded() -> Any:
+        detail = await (await client.get(f"/api/v1/incidents/{incident['id']}")).json()
+        [chain] = detail["escalations"]
+        return detail if chain["notifications"][0]["state"] == "sent" else None
+
+    detail = None
+    async with asyncio.timeout(10):
+        while detail is None:
+            detail = await recorded()
+            await asyncio.sleep(0.05)
+    [chain] = detail["escalations"]
+    assert (chain["policy"], chain["state"]) == ("storage", "active")  # waiting 10m
+    [sent] = chain["notifications"]
+    assert (sent["channel"], sent["event"], sent["reference"]) == (
+        "pd-storage",
+        "trigger",
+        trigger["dedup_key"],
+    )
+    kinds = [entry["kind"] for entry in detail["timeline"]]
+    assert kinds.index("escalation_started") < kinds.index("notification_sent")
+
+
+async def test_acknowledge_and_resolve_reach_pagerduty(
+    aiohttp_client: Any,
+    db_url: str,
+    tmp_path: Path,
+    deployer: tuple[Deployer, str],
+    pagerduty: PagerDuty,
+) -> None:
+    service, base = deployer
+    service.statuses = [404]
+    client, incident = await escalated(aiohttp_client, db_url, tmp_path, base, pagerduty)
+    await pd_events(pagerduty, 1)
+    path = f"/api/v1/incidents/{incident['id']}"
+    assert (await client.post(f"{path}/ack", json={"comment": "on it"})).status == 200
+    trigger, ack = await pd_events(pagerduty, 2)
+    assert (ack["event_action"], ack["dedup_key"]) == ("acknowledge", trigger["dedup_key"])
+    assert (await client.post(f"{path}/resolve", json={"reason": "disk grown"})).status == 200
+    resolve = (await pd_events(pagerduty, 3))[2]
+    assert (resolve["event_action"], resolve["dedup_key"]) == ("resolve", trigger["dedup_key"])
+    await asyncio.sleep(0.3)  # no further page, although the chain's wait would end later
+    assert len(pagerduty.accepted) == 3
+
+
+async def test_an_escalated_incident_that_resolves_at_the_source_closes_the_page(
+    aiohttp_client: Any,
+    db_url: str,
+    tmp_path: Path,
+    deployer: tuple[Deployer, str],
+    pagerduty: PagerDuty,
+) -> None:
+    service, base = deployer
+    service.statuses = [404]
+    client, _ = await escalated(aiohttp_client, db_url, tmp_path, base, pagerduty)
+    await pd_events(pagerduty, 1)
+    assert (await client.post(WEBHOOK, json=disk_alert("resolved"))).status == 200
+    trigger, resolve = await pd_events(pagerduty, 2)
+    assert (resolve["event_action"], resolve["dedup_key"]) == ("resolve", trigger["dedup_key"])
+    detail = await incident_when(client, lambda i: i["state"] == "resolved")
+    assert detail["resolved_reason"].startswith("source resolved")
