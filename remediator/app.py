@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from remediator import appkeys
-from remediator.api import incidents, ops, rules
+from remediator.api import incidents, links, ops, rules
 from remediator.api.auth import Authenticator, auth_middleware
 from remediator.api.errors import error_middleware
 from remediator.api.openapi import openapi_json
@@ -70,6 +70,8 @@ def _routes(app: web.Application) -> None:
     app.router.add_post(r"/api/v1/incidents/{id:\d+}/ack", incidents.acknowledge)
     app.router.add_post(r"/api/v1/incidents/{id:\d+}/resolve", incidents.resolve)
     app.router.add_post(r"/api/v1/incidents/{id:\d+}/notes", incidents.add_note)
+    app.router.add_get(r"/api/v1/incidents/{id:\d+}/ack-link", links.ack_link_page)
+    app.router.add_post(r"/api/v1/incidents/{id:\d+}/ack-link", links.ack_link)
     app.router.add_get("/api/v1/rules", rules.list_rules)
     app.router.add_get("/api/v1/openapi.json", openapi_json)
     app.router.add_post("/-/reload", ops.reload)

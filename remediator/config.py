@@ -284,6 +284,13 @@ class EscalationConfig(_Strict):
     max_delivery_attempts: int = Field(
         6, ge=1, le=20, description="tries per notification (429, 5xx, network errors)"
     )
+    link_secret: Secret | None = Field(
+        None,
+        description="signs the acknowledge links in pages (HMAC-SHA256); unset: no links",
+    )
+    link_ttl: Duration = Field(
+        timedelta(hours=24), description="how long an acknowledge link in a page works"
+    )
 
     @model_validator(mode="after")
     def _policies_exist(self) -> Self:

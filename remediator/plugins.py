@@ -271,6 +271,8 @@ class Notification:
     """What automation tried, oldest first."""
     recipients: tuple[str, ...] = ()
     """Addresses the policy step names for this channel (e-mail), if any."""
+    notification_id: int | None = None
+    """Stable across retries of this notification: receivers can recognise a retry."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,9 @@ def _links(notification: Notification) -> list[dict[str, str]]:
     links = []
     if _is_url(notification.incident_url):
         links.append({"href": notification.incident_url, "text": "Incident in remediator"})
+    if notification.acknowledge_url and _is_url(notification.acknowledge_url):
+        # PagerDuty's own Acknowledge does not reach remediator yet; this link does.
+        links.append({"href": notification.acknowledge_url, "text": "Acknowledge in remediator"})
     if notification.runbook and _is_url(notification.runbook):
         links.append({"href": notification.runbook, "text": "Runbook"})
     return links

@@ -46,6 +46,30 @@ def _body(name: str, required: bool = False) -> dict[str, Any]:
     return {"required": required, "content": {"application/json": {"schema": _ref(name)}}}
 
 
+def _ack_link() -> dict[str, Any]:
+    """The signed link in pages: no token; its signature and expiry are the credential."""
+    params = [
+        _ID,
+        {"name": "expires", "in": "query", "required": True, "schema": {"type": "integer"}},
+        {"name": "signature", "in": "query", "required": True, "schema": {"type": "string"}},
+    ]
+    html = {"content": {"text/html": {"schema": {"type": "string"}}}}
+    refused = {"description": "bad, expired or disabled link", **html}
+
+    def operation(summary: str, ok: str) -> dict[str, Any]:
+        return {
+            "summary": summary,
+            "description": "Public: the link's HMAC signature and expiry authorize it.",
+            "parameters": params,
+            "responses": {"200": {"description": ok, **html}, "403": refused},
+        }
+
+    return {
+        "get": operation("Confirmation page of a signed acknowledge link", "the page"),
+        "post": operation("Acknowledge through a signed link", "acknowledged"),
+    }
+
+
 def _paths() -> dict[str, Any]:
     list_params = [
         {
@@ -131,6 +155,7 @@ def _paths() -> dict[str, Any]:
                 requestBody=_body("NoteRequest", required=True),
             )
         },
+        "/api/v1/incidents/{id}/ack-link": _ack_link(),
         "/api/v1/rules": {
             "get": _operation("Rules in force", "viewer", {"200": _json("RuleList", "the rules")})
         },

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from remediator.config import Config
+from remediator.escalation.links import acknowledge_url
 from remediator.plugins import AttemptSummary, Notification
 from remediator.store import escalations as store
 from remediator.store import incidents as incident_store
@@ -22,7 +24,7 @@ def incident_url(config: Config, incident_id: int) -> str:
     return f"{config.external_url.rstrip('/')}/api/v1/incidents/{incident_id}"
 
 
-def build_notification(conn: Connection, row: Any, config: Config) -> Notification:
+def build_notification(conn: Connection, row: Any, config: Config, now: datetime) -> Notification:
     """The notification for claimed notification `row`, read in the claiming transaction."""
     incident = incident_store.get_incident(conn, row.incident_id)
     assert incident is not None  # notifications are deleted with their incident
@@ -40,8 +42,12 @@ def build_notification(conn: Connection, row: Any, config: Config) -> Notificati
         rule=incident.rule,
         opened_at=incident.opened_at,
         incident_url=incident_url(config, incident.id),
+        acknowledge_url=acknowledge_url(config, incident.id, now)
+        if row.event == "trigger"
+        else None,
         attempts=_attempts(conn, incident.id),
         recipients=tuple(row.recipients or ()),
+        notification_id=row.id,
     )
 
 

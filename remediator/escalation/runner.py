@@ -108,7 +108,7 @@ class EscalationRunner:
             return []
         now = self._clock()
         rows = store.claim_notifications(conn, self._owner, now, free, now + LEASE)
-        return [(row, build_notification(conn, row, self._config)) for row in rows]
+        return [(row, build_notification(conn, row, self._config, now)) for row in rows]
 
     def _start_sends(self, claimed: list[Any]) -> None:
         for row, notification in claimed:

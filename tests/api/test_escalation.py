@@ -160,3 +160,61 @@ async def test_an_escalated_incident_that_resolves_at_the_source_closes_the_page
     assert (resolve["event_action"], resolve["dedup_key"]) == ("resolve", trigger["dedup_key"])
     detail = await incident_when(client, lambda i: i["state"] == "resolved")
     assert detail["resolved_reason"].startswith("source resolved")
+
+
+async def test_a_signed_link_in_the_page_acknowledges_after_confirmation(
+    aiohttp_client: Any,
+    db_url: str,
+    tmp_path: Path,
+    deployer: tuple[Deployer, str],
+    pagerduty: PagerDuty,
+) -> None:
+    service, base = deployer
+    service.statuses = [404]
+    config = settings(pagerduty)
+    config["escalation"]["link_secret"] = {"value": "s3cret-for-links"}
+    client = await start(aiohttp_client, db_url, tmp_path, rules(base), **config)
+    await client.post(WEBHOOK, json=disk_alert("firing"))
+    incident = await incident_when(client, lambda i: i["state"] == "escalated")
+    [trigger] = await pd_events(pagerduty, 1)
+    [link] = [link["href"] for link in trigger["links"] if "/ack-link?" in link["href"]]
+    path = link.removeprefix("https://remediator.example.com")
+    assert path.startswith(f"/api/v1/incidents/{incident['id']}/ack-link?expires=")
+
+    page = await client.get(path)  # a scanner or unfurler fetching the link changes nothing
+    assert page.status == 200
+    assert '<form method="post">' in await page.text()
+    assert (await client.post(path.replace("signature=", "signature=0"))).status == 403
+    other = path.replace(f"/incidents/{incident['id']}/", f"/incidents/{incident['id'] + 1}/")
+    assert (await client.post(other)).status == 403  # signed for another incident
+    assert (await incident_when(client, lambda i: True))["state"] == "escalated"
+
+    done = await client.post(path)
+    assert done.status == 200
+    assert "acknowledged" in await done.text()
+    detail = await incident_when(client, lambda i: i["state"] == "acknowledged")
+    assert detail["acknowledged_by"] == "acknowledge link"
+    ack = (await pd_events(pagerduty, 2))[1]
+    assert ack["event_action"] == "acknowledge"
+    assert (await client.post(path)).status == 409  # already acknowledged
+
+
+def test_links_expire_and_need_a_secret(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+    from urllib.parse import parse_qs, urlsplit
+
+    from remediator.config import Config
+    from remediator.escalation.links import acknowledge_url, link_problem
+
+    now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    assert acknowledge_url(Config(), 7, now) is None
+    config = Config.model_validate(
+        {"escalation": {"link_secret": {"value": "k"}, "link_ttl": "1h"}}
+    )
+    url = acknowledge_url(config, 7, now)
+    assert url is not None
+    query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    assert link_problem(config, 7, query["expires"], query["signature"], now) is None
+    later = now + timedelta(hours=1, seconds=1)
+    assert "expired" in (link_problem(config, 7, query["expires"], query["signature"], later) or "")
+    assert "not enabled" in (link_problem(Config(), 7, query["expires"], "x", now) or "")

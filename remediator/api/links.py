@@ -1,0 +1,71 @@
+"""The signed acknowledge link: GET shows what it will do, POST acknowledges.
+
+No API token: the link's signature and expiry are the credential (see
+`remediator.escalation.links`). The pages are plain HTML with every value escaped.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from remediator import appkeys
+from remediator.errors import IncidentNotFoundError, InvalidTransitionError
+from remediator.escalation.links import link_problem
+from remediator.incidents.operations import IncidentOperations
+from remediator.store import incidents as store
+
+LINK_USER = "acknowledge link"
+
+
+async def ack_link_page(request: web.Request) -> web.Response:
+    incident_id, problem = _checked(request)
+    if problem:
+        return _page(403, "Cannot acknowledge", problem)
+    row = await request.app[appkeys.DATABASE].read(lambda c: store.get_incident(c, incident_id))
+    if row is None:
+        return _page(404, "No such incident", f"incident {incident_id} does not exist")
+    body = (
+        f"<p>Incident {incident_id} ({html.escape(row.priority)}, {html.escape(row.state)}): "
+        f"{html.escape(row.title)}</p>"
+        '<form method="post"><button type="submit">Acknowledge</button></form>'
+    )
+    return _page(200, f"Acknowledge incident {incident_id}?", body, raw=True)
+
+
+async def ack_link(request: web.Request) -> web.Response:
+    incident_id, problem = _checked(request)
+    if problem:
+        return _page(403, "Cannot acknowledge", problem)
+    ops = IncidentOperations(request.app[appkeys.DATABASE])
+    try:
+        await ops.acknowledge(incident_id, LINK_USER, None)
+    except IncidentNotFoundError as exc:
+        return _page(404, "No such incident", str(exc))
+    except InvalidTransitionError as exc:
+        return _page(409, "Nothing to acknowledge", str(exc))
+    return _page(200, f"Incident {incident_id} acknowledged", "Escalation has stopped.")
+
+
+def _checked(request: web.Request) -> tuple[int, str | None]:
+    incident_id = int(request.match_info["id"])
+    problem = link_problem(
+        request.app[appkeys.CONFIG],
+        incident_id,
+        request.query.get("expires", ""),
+        request.query.get("signature", ""),
+        datetime.now(UTC),
+    )
+    return incident_id, problem
+
+
+def _page(status: int, title: str, body: str, *, raw: bool = False) -> web.Response:
+    content = body if raw else f"<p>{html.escape(body)}</p>"
+    text = (
+        "<!doctype html><html><head><meta charset=utf-8>"
+        f"<title>{html.escape(title)}</title></head>"
+        f"<body><h1>{html.escape(title)}</h1>{content}</body></html>"
+    )
+    return web.Response(status=status, text=text, content_type="text/html")

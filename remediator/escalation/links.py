@@ -1,0 +1,54 @@
+"""Signed, expiring acknowledge links for pages (Slack buttons, e-mail, Opsgenie notes).
+
+A link names the incident and an expiry and carries an HMAC-SHA256 of both under
+`escalation.link_secret`, so whoever holds the page can acknowledge without an API token, and
+only until the link expires. Opening the link shows a confirmation page; only its POST
+acknowledges, so mail scanners and chat unfurlers that fetch links change nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime
+from urllib.parse import urlencode
+
+from remediator.config import Config
+
+
+def _signature(secret: str, incident_id: int, expires: int) -> str:
+    message = f"ack:{incident_id}:{expires}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _secret(config: Config) -> str | None:
+    link_secret = config.escalation.link_secret
+    return None if link_secret is None else link_secret.reveal(config.base_dir)
+
+
+def acknowledge_url(config: Config, incident_id: int, now: datetime) -> str | None:
+    """The signed link for `incident_id`, valid for `link_ttl` from `now`; None without a secret."""
+    secret = _secret(config)
+    if not secret:
+        return None
+    expires = int((now + config.escalation.link_ttl).timestamp())
+    query = urlencode({"expires": expires, "signature": _signature(secret, incident_id, expires)})
+    base = config.external_url.rstrip("/")
+    return f"{base}/api/v1/incidents/{incident_id}/ack-link?{query}"
+
+
+def link_problem(
+    config: Config, incident_id: int, expires: str, signature: str, now: datetime
+) -> str | None:
+    """Why this link does not acknowledge `incident_id` now, or None when it does."""
+    secret = _secret(config)
+    if not secret:
+        return "acknowledge links are not enabled (escalation.link_secret)"
+    if not expires.isdigit():
+        return "the link is incomplete: copy the whole link from the message"
+    expected = _signature(secret, incident_id, int(expires))
+    if not hmac.compare_digest(expected, signature):
+        return "the link's signature is not valid for this incident"
+    if int(expires) < now.timestamp():
+        return "the link has expired: acknowledge in the API or the paging system instead"
+    return None
