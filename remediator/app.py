@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from remediator import appkeys
-from remediator.api import incidents, links, ops, rules
+from remediator.api import channels, incidents, links, ops, rules
 from remediator.api.auth import Authenticator, auth_middleware
 from remediator.api.errors import error_middleware
 from remediator.api.openapi import openapi_json
@@ -72,6 +72,7 @@ def _routes(app: web.Application) -> None:
     app.router.add_post(r"/api/v1/incidents/{id:\d+}/notes", incidents.add_note)
     app.router.add_get(r"/api/v1/incidents/{id:\d+}/ack-link", links.ack_link_page)
     app.router.add_post(r"/api/v1/incidents/{id:\d+}/ack-link", links.ack_link)
+    app.router.add_post("/api/v1/channels/{name}/events", channels.channel_events)
     app.router.add_get("/api/v1/rules", rules.list_rules)
     app.router.add_get("/api/v1/openapi.json", openapi_json)
     app.router.add_post("/-/reload", ops.reload)
@@ -126,6 +127,7 @@ async def _escalation(app: web.Application) -> AsyncIterator[None]:
     leases lapse and another replica, or the next start, sends them), then channels closed."""
     config = app[appkeys.CONFIG]
     channels = create_channels(config)
+    app[appkeys.CHANNELS] = channels
     runner = EscalationRunner(app[appkeys.DATABASE], config, channels, app[appkeys.METRICS])
     runner.start()
     yield

@@ -7,6 +7,7 @@ from aiohttp import web
 from remediator.config import Config
 from remediator.intake.committer import GroupCommitter
 from remediator.metrics import Metrics
+from remediator.plugins import Channel
 from remediator.remediation.runner import RemediationRunner
 from remediator.rules.active import ActiveRules
 from remediator.store.database import Database
@@ -17,6 +18,7 @@ DATABASE = web.AppKey("database", Database)
 RULES = web.AppKey("rules", ActiveRules)
 COMMITTER = web.AppKey("committer", GroupCommitter)
 RUNNER = web.AppKey("remediation_runner", RemediationRunner)
+CHANNELS = web.AppKey("channels", dict[str, Channel])
 
 # Per-request state.
 PRINCIPAL = web.RequestKey("principal", str)

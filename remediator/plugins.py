@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -66,6 +66,9 @@ __all__ = [
     "Executor",
     "ExecutorContext",
     "ExecutorPlugin",
+    "InboundChannel",
+    "InboundEvent",
+    "InboundRejected",
     "Notification",
     "PluginError",
     "TemplateStr",
@@ -306,6 +309,41 @@ class Channel(Protocol):
 
     async def close(self) -> None:
         """Release what `create` acquired (HTTP sessions)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class InboundEvent:
+    """A human's action reported back by a paging system (PagerDuty webhooks, ...)."""
+
+    action: Literal["acknowledge", "resolve"]
+    dedup_key: str
+    """The `Notification.dedup_key` the system was given: it names our incident."""
+    actor: str
+    """Who did it, as the system names them (e.g. the PagerDuty user's name)."""
+    note: str = ""
+
+
+class InboundRejected(RemediatorError):
+    """An inbound request is not accepted: `status` 401 (signature), 400 (malformed)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@runtime_checkable
+class InboundChannel(Protocol):
+    """A channel whose system reports acknowledgements and resolutions back.
+
+    The core serves `POST /api/v1/channels/<name>/events` without an API token and hands
+    each request here: verify it (a signature over the raw body), then return the events it
+    carries; events of no interest (other event types) are simply left out.
+    """
+
+    def receive(self, body: bytes, headers: Mapping[str, str]) -> list[InboundEvent]:
+        """The events in one inbound request; raise InboundRejected when it is not genuine."""
         ...
 
 

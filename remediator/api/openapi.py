@@ -156,6 +156,22 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/api/v1/incidents/{id}/ack-link": _ack_link(),
+        "/api/v1/channels/{name}/events": {
+            "post": {
+                "summary": "A paging system reports acknowledgements and resolutions back",
+                "description": "Public: the channel verifies the request (e.g. PagerDuty's "
+                "X-PagerDuty-Signature). Events name the incident by its dedup key.",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "received and applied event counts"},
+                    "400": _json("Error", "malformed"),
+                    "401": _json("Error", "signature missing or wrong"),
+                    "404": _json("Error", "no such channel, or it takes no events"),
+                },
+            }
+        },
         "/api/v1/rules": {
             "get": _operation("Rules in force", "viewer", {"200": _json("RuleList", "the rules")})
         },
