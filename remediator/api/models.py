@@ -101,7 +101,7 @@ class NotificationOut(_Out):
     step: int = Field(description="the policy step (0-based); -1 for the chain's ending")
     cycle: int
     recipients: list[str]
-    state: str = Field(description="pending, sending, sent or failed")
+    state: str = Field(description="pending, sending, sent, failed or cancelled")
     attempts: int
     next_at: datetime
     created_at: datetime

@@ -58,6 +58,8 @@ def stop(conn: Connection, incident_id: int, event: str, reason: str, now: datet
         store.update_escalation(
             conn, chain.id, {"state": store.STOPPED, "finished_at": now, "stop_reason": reason}
         )
+        # A page still waiting for its retry must not outlive the reason to send it.
+        store.cancel_pending_triggers(conn, chain.id, f"cancelled: {reason}")
     elif event == "resolve":
         chain = store.latest_for(conn, incident_id)
     if chain is None:

@@ -144,6 +144,12 @@ class EscalationRunner:
             values: dict[str, Any] = {"state": store.SENT, "summary": outcome.summary}
             values |= {"reference": outcome.reference, "finished_at": now}
             kind, message, label = "notification_sent", f"{what}: sent: {outcome.summary}", "sent"
+        elif row.event == "trigger" and not store.is_active(conn, row.escalation_id):
+            # The chain stopped while this page was on its way: do not try it again.
+            values = {"state": store.CANCELLED, "finished_at": now}
+            values |= {"summary": f"{outcome.summary}; not retried: escalation stopped"}
+            kind, label = "notification_failed", "failed"
+            message = f"{what}: failed: {outcome.summary} (not retried: escalation stopped)"
         elif outcome.retryable and attempt < self._config.escalation.max_delivery_attempts:
             delay = _retry_delay(attempt, outcome.retry_after)
             values = {"state": store.PENDING, "summary": outcome.summary}

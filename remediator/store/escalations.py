@@ -20,6 +20,7 @@ PENDING: Final = "pending"
 SENDING: Final = "sending"
 SENT: Final = "sent"
 FAILED: Final = "failed"
+CANCELLED: Final = "cancelled"
 
 
 def active_for(conn: Connection, incident_id: int) -> Row[Any] | None:
@@ -32,6 +33,11 @@ def active_for(conn: Connection, incident_id: int) -> Row[Any] | None:
 def latest_for(conn: Connection, incident_id: int) -> Row[Any] | None:
     stmt = select(escalations).where(escalations.c.incident_id == incident_id)
     return conn.execute(stmt.order_by(escalations.c.id.desc())).first()
+
+
+def is_active(conn: Connection, escalation_id: int) -> bool:
+    stmt = select(escalations.c.state).where(escalations.c.id == escalation_id)
+    return conn.execute(stmt).scalar() == ACTIVE
 
 
 def start(conn: Connection, incident_id: int, policy: str, reason: str, now: datetime) -> int:
@@ -91,13 +97,27 @@ def claim_notifications(
     conn: Connection, owner: str, now: datetime, limit: int, lease_until: datetime
 ) -> list[Any]:
     """Pending notifications that are due, and sending ones whose sender's lease lapsed."""
+    trigger = notifications.alias("trigger")
+    # An acknowledge/resolve waits while its channel's trigger is still on its way, so that
+    # a paging system never hears "resolved" before the page that it resolves.
+    trigger_in_flight = (
+        select(trigger.c.id)
+        .where(
+            trigger.c.escalation_id == notifications.c.escalation_id,
+            trigger.c.channel == notifications.c.channel,
+            trigger.c.event == "trigger",
+            trigger.c.state.in_([PENDING, SENDING]),
+        )
+        .exists()
+    )
     due = (
         select(notifications.c.id)
         .where(
             or_(
                 (notifications.c.state == PENDING) & (notifications.c.next_at <= now),
                 (notifications.c.state == SENDING) & (notifications.c.lease_expires_at < now),
-            )
+            ),
+            (notifications.c.event == "trigger") | ~trigger_in_flight,
         )
         .order_by(notifications.c.next_at)
         .limit(limit)
@@ -122,6 +142,20 @@ def update_notification(conn: Connection, notification_id: int, values: dict[str
     )
 
 
+def cancel_pending_triggers(conn: Connection, escalation_id: int, reason: str) -> int:
+    """Pages not yet sent when the chain stops are not sent at all; returns how many."""
+    result = conn.execute(
+        update(notifications)
+        .where(
+            notifications.c.escalation_id == escalation_id,
+            notifications.c.event == "trigger",
+            notifications.c.state == PENDING,
+        )
+        .values(state=CANCELLED, summary=reason)
+    )
+    return result.rowcount or 0
+
+
 def triggered_channels(conn: Connection, escalation_id: int) -> list[str]:
     """Channels a trigger of this chain went to (or is going to): they hear how it ends."""
     stmt = (
@@ -129,7 +163,7 @@ def triggered_channels(conn: Connection, escalation_id: int) -> list[str]:
         .where(
             notifications.c.escalation_id == escalation_id,
             notifications.c.event == "trigger",
-            notifications.c.state != FAILED,
+            notifications.c.state.in_([SENDING, SENT]),
         )
         .distinct()
         .order_by(notifications.c.channel)

@@ -347,3 +347,49 @@ async def test_a_breach_switches_to_the_on_breach_policy(
 
 async def _sent(channel: RecordingChannel, count: int) -> bool:
     return len(channel.sent) == count
+
+
+async def test_a_page_waiting_for_its_retry_is_cancelled_when_a_human_acknowledges(
+    escalate: Start, database: Database, clock: Clock, channels: dict[str, RecordingChannel]
+) -> None:
+    channels["chat"].failures = [DeliveryFailed("503", retryable=True, retry_after=60)]
+    incident_id = await escalate()
+
+    async def waiting_for_retry() -> bool:
+        rows = await notifications(database, incident_id)
+        return bool(rows) and rows[0].attempts == 1 and rows[0].state == "pending"
+
+    await eventually(waiting_for_retry, "the failed first attempt")
+    await IncidentOperations(database, clock).acknowledge(incident_id, "bob", None)
+    clock.advance(minutes=20)  # past the retry and the wait
+    await asyncio.sleep(0.4)
+    assert channels["chat"].sent == []  # neither the page nor an "acknowledged" for it
+    assert channels["pager"].sent == []
+    [row] = await notifications(database, incident_id)
+    assert row.state == "cancelled"
+    assert row.summary == "cancelled: acknowledged by bob"
+
+
+async def test_resolve_waits_for_the_page_in_flight(
+    escalate: Start, database: Database, clock: Clock, channels: dict[str, RecordingChannel]
+) -> None:
+    """A paging system never hears "resolved" before the page it resolves."""
+    incident_id = await escalate()
+    await eventually(lambda: _sent(channels["chat"], 1), "the page")
+    [trigger] = await notifications(database, incident_id)
+
+    def in_flight(conn: Any) -> None:  # as if a sender were still delivering it
+        store.update_notification(conn, trigger.id, {"state": "sending"})
+
+    await database.write(in_flight)
+    await IncidentOperations(database, clock).resolve(incident_id, "carol", "fixed")
+    await asyncio.sleep(0.4)  # several polls: the resolve waits
+    assert [n.event for n in channels["chat"].sent] == ["trigger"]
+
+    def delivered(conn: Any) -> None:
+        store.update_notification(conn, trigger.id, {"state": "sent"})
+
+    await database.write(delivered)
+    await eventually(lambda: _sent(channels["chat"], 2), "the resolve")
+    resolve = channels["chat"].sent[1]
+    assert (resolve.event, resolve.reason) == ("resolve", "resolved by carol: fixed")
