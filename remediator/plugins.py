@@ -69,6 +69,7 @@ __all__ = [
     "InboundChannel",
     "InboundEvent",
     "InboundRejected",
+    "KnownResolution",
     "Notification",
     "PluginError",
     "TemplateStr",
@@ -241,6 +242,18 @@ class AttemptSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class KnownResolution:
+    """What a human said fixed an earlier incident of the same rule or key."""
+
+    note: str
+    resolved_by: str
+    at: datetime
+    incident_id: int
+    same_key: bool
+    """True when the earlier incident had the same key (same service, host, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Notification:
     """What a channel delivers: one event of one incident, with everything a human needs.
 
@@ -276,6 +289,8 @@ class Notification:
     """Addresses the policy step names for this channel (e-mail), if any."""
     notification_id: int | None = None
     """Stable across retries of this notification: receivers can recognise a retry."""
+    known_resolutions: tuple[KnownResolution, ...] = ()
+    """What fixed earlier incidents like this one, newest first (triggers only)."""
 
 
 @dataclass(frozen=True, slots=True)

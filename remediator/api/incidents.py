@@ -22,6 +22,7 @@ from remediator.api.models import (
     Incident,
     IncidentDetail,
     IncidentPage,
+    KnownResolutionOut,
     NoteRequest,
     NotificationOut,
     RemediationJob,
@@ -36,6 +37,7 @@ from remediator.rules import Matcher, MatcherSyntaxError, parse_matcher
 from remediator.store import escalations as escalation_store
 from remediator.store import incidents as store
 from remediator.store import jobs as job_store
+from remediator.store import resolutions
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -123,6 +125,16 @@ def _detail(conn: Connection, incident_id: int) -> IncidentDetail | None:
         timeline=[TimelineEntry.model_validate(e) for e in store.timeline_of(conn, incident_id)],
         remediation=_remediation(conn, incident_id),
         escalations=_escalations(conn, incident_id),
+        known_resolutions=[
+            KnownResolutionOut(
+                incident_id=found.incident_id,
+                note=found.note,
+                resolved_by=found.resolved_by,
+                at=found.at,
+                same_key=found.incident_key == row.key,
+            )
+            for found in resolutions.recent_for(conn, row)
+        ],
     )
 
 

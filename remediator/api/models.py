@@ -126,11 +126,24 @@ class Escalation(_Out):
     notifications: list[NotificationOut] = Field(default_factory=list)
 
 
+class KnownResolutionOut(_Out):
+    """What a human said fixed an earlier incident of the same rule or key."""
+
+    incident_id: int
+    note: str
+    resolved_by: str
+    at: datetime
+    same_key: bool = Field(description="the earlier incident had the same key")
+
+
 class IncidentDetail(Incident):
     alerts: list[Alert]
     timeline: list[TimelineEntry]
     remediation: list[RemediationJob]
     escalations: list[Escalation]
+    known_resolutions: list[KnownResolutionOut] = Field(
+        description="what fixed earlier incidents of this rule or key, same key first"
+    )
 
 
 class IncidentPage(BaseModel):

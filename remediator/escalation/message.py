@@ -9,10 +9,11 @@ from sqlalchemy.engine import Connection
 
 from remediator.config import Config
 from remediator.escalation.links import acknowledge_url
-from remediator.plugins import AttemptSummary, Notification
+from remediator.plugins import AttemptSummary, KnownResolution, Notification
 from remediator.store import escalations as store
 from remediator.store import incidents as incident_store
 from remediator.store import jobs as job_store
+from remediator.store import resolutions
 
 
 def dedup_key(incident_id: int) -> str:
@@ -48,6 +49,7 @@ def build_notification(conn: Connection, row: Any, config: Config, now: datetime
         attempts=_attempts(conn, incident.id),
         recipients=tuple(row.recipients or ()),
         notification_id=row.id,
+        known_resolutions=_known(conn, incident) if row.event == "trigger" else (),
     )
 
 
@@ -63,6 +65,19 @@ def _reason(conn: Connection, row: Any, incident: Any) -> str:
     if row.event == "trigger":
         return str(chain.reason)
     return str(chain.stop_reason or chain.reason)
+
+
+def _known(conn: Connection, incident: Any) -> tuple[KnownResolution, ...]:
+    return tuple(
+        KnownResolution(
+            note=found.note,
+            resolved_by=found.resolved_by,
+            at=found.at,
+            incident_id=found.incident_id,
+            same_key=found.incident_key == incident.key,
+        )
+        for found in resolutions.recent_for(conn, incident)
+    )
 
 
 def _attempts(conn: Connection, incident_id: int) -> tuple[AttemptSummary, ...]:

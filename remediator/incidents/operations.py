@@ -18,6 +18,7 @@ from remediator.incidents.ingest import utcnow
 from remediator.incidents.states import IncidentState, check_transition
 from remediator.incidents.timeline import Actor, TimelineEntry
 from remediator.store import incidents as store
+from remediator.store import resolutions
 from remediator.store.database import Database
 
 
@@ -37,11 +38,13 @@ class IncidentOperations:
         )
 
     async def resolve(self, incident_id: int, user: str, reason: str | None) -> None:
+        """Resolve by hand; `reason` ("what fixed it") is kept as a known resolution that
+        later escalations of the same rule or key show."""
         now = self._clock()
         message = f"resolved by {user}" + (f": {reason}" if reason else "")
         changes = {"resolved_at": now, "resolved_reason": message}
         await self._transition(
-            incident_id, user, IncidentState.resolved, message, changes, now, "resolve"
+            incident_id, user, IncidentState.resolved, message, changes, now, "resolve", reason
         )
 
     async def _transition(
@@ -53,9 +56,12 @@ class IncidentOperations:
         changes: dict[str, Any],
         now: datetime,
         event: str,
+        known_resolution: str | None = None,
     ) -> None:
         def transaction(conn: Connection) -> None:
             row = _locked(conn, incident_id)
+            if known_resolution:
+                resolutions.record(conn, row, known_resolution, user, now)
             check_transition(incident_id, row.state, target)
             values = {"state": target.value, "updated_at": now, **changes}
             store.update_incident(conn, incident_id, values)

@@ -235,3 +235,19 @@ notifications = Table(
     Index("ix_notifications_state_next_at", "state", "next_at"),
     Index("ix_notifications_incident_id", "incident_id"),
 )
+
+# What a human said fixed an incident, kept with its rule and key: later escalations of the
+# same rule show it (the knowledge base that grows from resolutions).
+known_resolutions = Table(
+    "known_resolutions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("rule", String(255)),
+    Column("incident_key", String(512), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("resolved_by", String(255), nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Index("ix_known_resolutions_rule_at", "rule", "at"),
+    Index("ix_known_resolutions_key_at", "incident_key", "at"),
+)

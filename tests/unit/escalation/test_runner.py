@@ -393,3 +393,38 @@ async def test_resolve_waits_for_the_page_in_flight(
     await eventually(lambda: _sent(channels["chat"], 2), "the resolve")
     resolve = channels["chat"].sent[1]
     assert (resolve.event, resolve.reason) == ("resolve", "resolved by carol: fixed")
+
+
+async def test_the_next_page_carries_what_fixed_the_last_incident(
+    escalate: Start,
+    database: Database,
+    db_url: str,
+    tmp_path: Path,
+    clock: Clock,
+    channels: dict[str, RecordingChannel],
+) -> None:
+    first = await escalate()
+    await eventually(lambda: _sent(channels["chat"], 1), "the first page")
+    assert channels["chat"].sent[0].known_resolutions == ()
+    await IncidentOperations(database, clock).resolve(first, "dana", "grew the volume by 50G")
+    clock.advance(minutes=5)
+    body = load_fixture("diskfill-firing.json")
+    for alert in body["alerts"]:
+        alert["startsAt"] = "2026-11-21T13:04:00Z"  # the same alert, firing again later
+    rules = load_rule_set([str(tmp_path / "rules.yml")], tmp_path)
+    intake = IncidentIntake(database, lambda: rules, config(db_url), clock)
+    await intake.ingest(events_from(WebhookBody.model_validate(body)))
+    await eventually(lambda: _triggers(channels["chat"], 2), "the second incident's page")
+    pages = [n for n in channels["chat"].sent if n.event == "trigger"]
+    assert pages[1].incident_id != first
+    [known] = pages[1].known_resolutions
+    assert (known.note, known.resolved_by, known.incident_id, known.same_key) == (
+        "grew the volume by 50G",
+        "dana",
+        first,
+        True,
+    )
+
+
+async def _triggers(channel: RecordingChannel, count: int) -> bool:
+    return len([n for n in channel.sent if n.event == "trigger"]) == count
