@@ -19,11 +19,14 @@ from remediator.plugins import (
     AttemptSummary,
     DeliveryFailed,
     DeliveryResult,
+    InboundEvent,
+    InboundRejected,
     Notification,
     PluginError,
 )
 
 from .model import PagerDutySettings
+from .webhooks import events_from, summary_suffix, verify
 
 __all__ = [
     "MAX_EVENT_BYTES",
@@ -97,7 +100,7 @@ def _links(notification: Notification) -> list[dict[str, str]]:
     if _is_url(notification.incident_url):
         links.append({"href": notification.incident_url, "text": "Incident in remediator"})
     if notification.acknowledge_url and _is_url(notification.acknowledge_url):
-        # PagerDuty's own Acknowledge does not reach remediator yet; this link does.
+        # PagerDuty's own Acknowledge reaches remediator only with webhooks; this link always.
         links.append({"href": notification.acknowledge_url, "text": "Acknowledge in remediator"})
     if notification.runbook and _is_url(notification.runbook):
         links.append({"href": notification.runbook, "text": "Runbook"})
@@ -108,8 +111,10 @@ def _payload(notification: Notification, settings: PagerDutySettings) -> dict[st
     # PagerDuty rejects a blank summary or source, so both fall back to something true.
     title = notification.title.strip() or f"remediator incident {notification.incident_id}"
     source = settings.source or notification.labels.get("instance") or _CLIENT
+    # With webhooks, the incident's title must name our key: V3 may not carry it otherwise.
+    suffix = summary_suffix(notification.dedup_key) if settings.webhooks_enabled else ""
     payload: dict[str, Any] = {
-        "summary": _shorten(title, MAX_SUMMARY_CHARS),
+        "summary": _shorten(title, MAX_SUMMARY_CHARS - len(suffix)) + suffix,
         "source": source,
         "severity": settings.severity(notification.priority),
         "timestamp": _iso(notification.opened_at),
@@ -200,6 +205,28 @@ class PagerDutyChannel:
         status, text, retry_after = await self._post(label, body)
         return _outcome(label, status, text, retry_after, notification.dedup_key)
 
+    def receive(self, body: bytes, headers: Mapping[str, str]) -> list[InboundEvent]:
+        """The acknowledgement or resolution in one V3 webhook, once its signature checks
+        out (see webhooks.py); InboundRejected 404 without a secret, 401 for a bad
+        signature, 400 for a body that is not a V3 envelope."""
+        verify(body, headers, self._webhook_secret())
+        return events_from(body)
+
+    def _webhook_secret(self) -> str:
+        try:
+            secret = self._settings.read_webhook_secret()
+        except PluginError as error:
+            # 5xx: PagerDuty retries, and a fixed deployment still gets the event.
+            raise InboundRejected(503, f"pagerduty webhooks: {error}") from None
+        if not secret:
+            # An empty key would make every signature forgeable: refuse, as if unset.
+            raise InboundRejected(
+                404,
+                "pagerduty webhooks are not configured: set webhook_secret, "
+                "webhook_secret_env or webhook_secret_file",
+            )
+        return secret
+
     async def close(self) -> None:
         """Close the session, if one was opened; a later `send` opens a new one."""
         session, self._session = self._session, None
@@ -266,8 +293,9 @@ def _outcome(
 
 def create(settings: BaseModel) -> PagerDutyChannel:
     """The channel for one validated `channels.<name>` section; PluginError if its routing
-    key cannot be read now (a page is the wrong moment to find that out)."""
+    key or webhook secret cannot be read now (a page is the wrong moment to find that out)."""
     if not isinstance(settings, PagerDutySettings):
         raise PluginError(f"pagerduty: expected PagerDutySettings, got {type(settings).__name__}")
     settings.read_routing_key()
+    settings.read_webhook_secret()
     return PagerDutyChannel(settings)

@@ -67,6 +67,14 @@ class PagerDutySettings(BaseModel):
         default_factory=lambda: dict(DEFAULT_SEVERITY_MAP)
     )
     """Incident priority → PagerDuty severity; keys left out keep their default."""
+    webhook_secret: SecretStr | None = None
+    """The signing secret of the V3 webhook subscription that reports acknowledgements and
+    resolutions back, inline; prefer webhook_secret_env or webhook_secret_file."""
+    webhook_secret_env: str | None = Field(None, min_length=1)
+    """Name of an environment variable holding the webhook signing secret."""
+    webhook_secret_file: Path | None = None
+    """A file holding the webhook signing secret (one trailing newline is cut), read for
+    every webhook."""
 
     @field_validator("url")
     @classmethod
@@ -94,9 +102,28 @@ class PagerDutySettings(BaseModel):
             raise ValueError(
                 "give exactly one of routing_key, routing_key_env or routing_key_file" + found
             )
+        webhook = [name for name, value in self._webhook_secret_sources() if value]
+        if len(webhook) > 1:
+            raise ValueError(
+                "give at most one of webhook_secret, webhook_secret_env or webhook_secret_file"
+                f" (got {', '.join(webhook)})"
+            )
         if self.timeout <= timedelta(0):
             raise ValueError("timeout must be positive")
         return self
+
+    def _webhook_secret_sources(self) -> tuple[tuple[str, object], ...]:
+        inline = self.webhook_secret.get_secret_value() if self.webhook_secret else None
+        return (
+            ("webhook_secret", inline),
+            ("webhook_secret_env", self.webhook_secret_env),
+            ("webhook_secret_file", self.webhook_secret_file),
+        )
+
+    @property
+    def webhooks_enabled(self) -> bool:
+        """Whether a webhook secret is configured (read or not): PagerDuty reports back."""
+        return any(value for _, value in self._webhook_secret_sources())
 
     def severity(self, priority: str) -> Severity:
         """The PagerDuty severity for an incident priority; `error` for an unknown one."""
@@ -111,3 +138,11 @@ class PagerDutySettings(BaseModel):
         inline = self.routing_key.get_secret_value() if self.routing_key else None
         key = read_secret("routing_key", inline, self.routing_key_env, self.routing_key_file)
         return key or ""
+
+    def read_webhook_secret(self) -> str | None:
+        """The webhook signing secret, read now (a rotated file takes effect); None when none
+        is configured; PluginError if its environment variable or file is missing."""
+        inline = self.webhook_secret.get_secret_value() if self.webhook_secret else None
+        return read_secret(
+            "webhook_secret", inline, self.webhook_secret_env, self.webhook_secret_file
+        )

@@ -8,11 +8,13 @@ API v2 contract (paths, required fields, 202 bodies); the channel is the real pl
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from remediator_integrations.pagerduty.webhooks import sign
 
 from tests.api.test_remediation import (
     WEBHOOK,
@@ -23,10 +25,13 @@ from tests.api.test_remediation import (
     start,
 )
 from tests.integrations.pagerduty.conftest import PagerDuty, pagerduty
+from tests.integrations.pagerduty.test_webhooks import webhook
 
 __all__ = ["deployer", "pagerduty"]  # fixtures, shared
 
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdefABCDEF"  # 32 characters, as PagerDuty requires
+WEBHOOK_SECRET = "pd-webhook-signing-secret"
+PD_EVENTS = "/api/v1/channels/pd-storage/events"
 
 
 def rules(base: str) -> str:
@@ -218,3 +223,62 @@ def test_links_expire_and_need_a_secret(tmp_path: Path) -> None:
     later = now + timedelta(hours=1, seconds=1)
     assert "expired" in (link_problem(config, 7, query["expires"], query["signature"], later) or "")
     assert "not enabled" in (link_problem(Config(), 7, query["expires"], "x", now) or "")
+
+
+async def pd_webhook(
+    client: TestClient[Any, Any], body: dict[str, Any], secret: str = WEBHOOK_SECRET
+) -> Any:
+    """POST a V3 webhook as PagerDuty does: the raw JSON bytes, signed with `secret`."""
+    data = json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", "X-PagerDuty-Signature": sign(data, secret)}
+    return await client.post(PD_EVENTS, data=data, headers=headers)
+
+
+async def test_pagerduty_webhooks_acknowledge_and_resolve_the_incident(
+    aiohttp_client: Any,
+    db_url: str,
+    tmp_path: Path,
+    deployer: tuple[Deployer, str],
+    pagerduty: PagerDuty,
+) -> None:
+    service, base = deployer
+    service.statuses = [404]
+    config = settings(pagerduty)
+    config["channels"]["pd-storage"]["webhook_secret"] = WEBHOOK_SECRET
+    client = await start(aiohttp_client, db_url, tmp_path, rules(base), **config)
+    await client.post(WEBHOOK, json=disk_alert("firing"))
+    incident = await incident_when(client, lambda i: i["state"] == "escalated")
+    [trigger] = await pd_events(pagerduty, 1)
+    key = trigger["dedup_key"]
+    assert key == f"remediator-{incident['id']}"
+    assert trigger["payload"]["summary"].endswith(f" [{key}]")  # the incident's title
+    # PagerDuty's incident as V3 reports it: our dedup_key as incident_key, our summary as title.
+    acknowledged = webhook(incident_key=key, title=trigger["payload"]["summary"])
+
+    forged = await pd_webhook(client, acknowledged, secret="not the secret")
+    assert forged.status == 401
+    assert (await incident_when(client, lambda i: True))["state"] == "escalated"
+
+    answer = await pd_webhook(client, acknowledged)
+    assert answer.status == 200
+    assert await answer.json() == {"received": 1, "applied": 1}
+    detail = await incident_when(client, lambda i: i["state"] == "acknowledged")
+    assert detail["acknowledged_by"] == "Tenex Engineer (via pd-storage)"
+    [chain] = detail["escalations"]
+    assert chain["state"] == "stopped"  # no second page, although the wait would end
+    again = await pd_webhook(client, acknowledged)  # PagerDuty delivers at least once
+    assert await again.json() == {"received": 1, "applied": 0}
+
+    # Without an incident_key (V3 may send null), the title's suffix still names it.
+    resolved = webhook(
+        "incident.resolved", incident_key=None, title=acknowledged["event"]["data"]["title"]
+    )
+    assert (await (await pd_webhook(client, resolved)).json())["applied"] == 1
+    detail = await incident_when(client, lambda i: i["state"] == "resolved")
+    assert detail["resolved_reason"] == "resolved by Tenex Engineer (via pd-storage)"
+    await asyncio.sleep(0.3)
+    assert [event["event_action"] for event in pagerduty.accepted] == [
+        "trigger",
+        "acknowledge",
+        "resolve",
+    ]

@@ -275,10 +275,12 @@ class Launcher:
         self.database_url = database_url
         self._http = http
         self.started: list[Service] = []
+        self._launched = 0  # names directories; `started` may shrink (a killed service)
 
     async def start(self, rules: str = RULES, **settings: Any) -> Service:
         """A new service (own directory, config and rules) on this database, ready."""
-        workdir = self._tmp_path / f"remediator-{len(self.started) + 1}"
+        self._launched += 1
+        workdir = self._tmp_path / f"remediator-{self._launched}"
         workdir.mkdir()
         rules_path = workdir / "rules.yml"
         rules_path.write_text(rules)
