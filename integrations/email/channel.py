@@ -1,14 +1,13 @@
-"""The e-mail channel: one SMTP transaction per delivery attempt.
+"""The e-mail channel: one SMTP transaction per delivery attempt, with `aiosmtplib`.
 
-`aiosmtplib` is not a dependency, so the standard library's `smtplib` runs in a worker
-thread (`asyncio.to_thread`). A thread cannot be cancelled: when the core gives up on an
-attempt, the transaction still ends by itself within `timeout` per network operation.
+Every step awaits the network on the event loop, so an attempt the core cancels stops at
+once: the connection is closed where it stands, with no further command sent.
 """
 
 from __future__ import annotations
 
-import asyncio
-import smtplib
+import contextlib
+import os
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -16,6 +15,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Final
 
+import aiosmtplib
 from pydantic import BaseModel
 
 from remediator.plugins import (
@@ -31,21 +31,19 @@ from .model import EmailSettings, address_problem, mailbox
 
 __all__ = ["EmailChannel", "create"]
 
-Refused = Mapping[str, tuple[int, bytes]]
-# What a refused SMTP command was doing, by the exception smtplib raises for it.
-_STEPS: Final[tuple[tuple[type[smtplib.SMTPResponseException], str], ...]] = (
-    (smtplib.SMTPAuthenticationError, "login refused"),
-    (smtplib.SMTPSenderRefused, "sender refused"),
-    (smtplib.SMTPDataError, "message refused"),
-    (smtplib.SMTPConnectError, "connection refused"),
-    (smtplib.SMTPHeloError, "EHLO refused"),
+Refused = Mapping[str, aiosmtplib.SMTPResponse]
+# What a refused SMTP command was doing, by the exception aiosmtplib raises for it.
+_STEPS: Final[tuple[tuple[type[aiosmtplib.SMTPResponseException], str], ...]] = (
+    (aiosmtplib.SMTPAuthenticationError, "login refused"),
+    (aiosmtplib.SMTPSenderRefused, "sender refused"),
+    (aiosmtplib.SMTPDataError, "message refused"),
+    (aiosmtplib.SMTPConnectResponseError, "connection refused"),
+    (aiosmtplib.SMTPHeloError, "EHLO refused"),
 )
 
 
-def _reply(code: int, text: bytes | str) -> str:
+def _reply(code: int, text: str) -> str:
     """An SMTP reply as the server wrote it, e.g. `550 5.1.1 mailbox unavailable`."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
     return f"{code} {' '.join(text.split())}"
 
 
@@ -98,33 +96,53 @@ class EmailChannel:
         message = build_message(notification, self._settings.sender, recipients, now)
         envelope = [mailbox(value) for value in recipients]
         try:
-            refused = await asyncio.to_thread(self._transact, message, envelope, password)
-        except (smtplib.SMTPException, OSError) as error:
+            refused = await self._transact(message, envelope, password)
+        except (aiosmtplib.SMTPException, OSError) as error:
             raise self._failure(error) from None
         return self._result(message, envelope, refused)
 
     async def close(self) -> None:
         """Nothing to release: every delivery opens and closes its own connection."""
 
-    def _transact(
+    def _client(self) -> aiosmtplib.SMTP:
+        """A client for one session; TLS and login are driven step by step in `_transact`."""
+        s = self._settings
+        return aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.effective_port,
+            timeout=s.timeout.total_seconds(),
+            use_tls=s.tls,
+            start_tls=False,
+            tls_context=self._ssl,
+        )
+
+    async def _transact(
         self, message: EmailMessage, envelope: list[str], password: str | None
     ) -> Refused:
-        """One SMTP session, in a worker thread: connect, TLS, login, send, quit."""
+        """One SMTP session: connect, STARTTLS, login, send, quit.
+
+        Whatever ends it early (a failure, or the core cancelling the attempt) closes the
+        connection at once instead of waiting for a polite QUIT.
+        """
         s = self._settings
-        port, timeout = s.effective_port, s.timeout.total_seconds()
-        client = (
-            smtplib.SMTP_SSL(s.host, port, timeout=timeout, context=self._ssl)
-            if s.tls
-            else smtplib.SMTP(s.host, port, timeout=timeout)
-        )
-        with client:
-            client.ehlo()
+        client = self._client()
+        try:
+            await client.connect()
             if s.use_starttls:
-                client.starttls(context=self._ssl)
-                client.ehlo()  # RFC 3207: what the server offers may change under TLS
+                # EHLO, STARTTLS, and EHLO again before the next command (RFC 3207 4.2).
+                await client.starttls()
             if s.username is not None:
-                client.login(s.username, password or "")
-            return client.send_message(message, from_addr=mailbox(s.sender), to_addrs=envelope)
+                await client.login(s.username, password or "")
+            refused, _ = await client.send_message(
+                message, sender=mailbox(s.sender), recipients=envelope
+            )
+            # The message is accepted: a QUIT that goes wrong must not make it a failure
+            # (a retry would mail everyone twice).
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.quit()
+            return refused
+        finally:
+            client.close()
 
     def _result(
         self, message: EmailMessage, envelope: list[str], refused: Refused
@@ -139,32 +157,34 @@ class EmailChannel:
         return DeliveryResult(summary=summary, reference=str(message["Message-ID"]))
 
     def _failure(self, error: Exception) -> DeliveryFailed:
-        """The DeliveryFailed for what smtplib or the network raised."""
+        """The DeliveryFailed for what aiosmtplib or the network raised."""
         where = self._where
-        if isinstance(error, smtplib.SMTPRecipientsRefused):
-            replies = error.recipients.items()
-            detail = "; ".join(f"{address}: {_reply(*reply)}" for address, reply in replies)
-            retryable = all(_temporary(code) for code, _ in error.recipients.values())
+        if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+            detail = "; ".join(
+                f"{refusal.recipient}: {_reply(refusal.code, refusal.message)}"
+                for refusal in error.recipients
+            )
+            retryable = all(_temporary(refusal.code) for refusal in error.recipients)
             return DeliveryFailed(
                 f"{where}: every recipient refused: {detail}", retryable=retryable
             )
-        if isinstance(error, smtplib.SMTPResponseException):
+        if isinstance(error, aiosmtplib.SMTPResponseException):
             step = next((what for kind, what in _STEPS if isinstance(error, kind)), "refused")
-            reply = _reply(error.smtp_code, error.smtp_error)
-            return DeliveryFailed(
-                f"{where}: {step}: {reply}", retryable=_temporary(error.smtp_code)
-            )
-        if isinstance(error, smtplib.SMTPServerDisconnected):
-            # smtplib reports a reply that never came as a disconnection.
-            if isinstance(error.__context__, TimeoutError):
-                return _network_failure(where, error.__context__, self._settings)
+            reply = _reply(error.code, error.message)
+            return DeliveryFailed(f"{where}: {step}: {reply}", retryable=_temporary(error.code))
+        if isinstance(error, aiosmtplib.SMTPConnectError) and isinstance(error.__cause__, OSError):
+            # aiosmtplib wraps what connecting raised: a refused port, a TLS handshake.
+            return _network_failure(where, error.__cause__, self._settings)
+        if isinstance(error, (aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPConnectError)):
+            return _network_failure(where, error, self._settings)
+        if isinstance(error, aiosmtplib.SMTPServerDisconnected):
             return DeliveryFailed(f"{where}: connection lost: {error}", retryable=True)
-        if isinstance(error, smtplib.SMTPNotSupportedError):
+        if isinstance(error, aiosmtplib.SMTPException):
+            # STARTTLS or AUTH not offered, SMTPUTF8 needed: waiting does not change that.
             return DeliveryFailed(
-                f"{where}: {error} (check starttls, tls and username)", retryable=False
+                f"{where}: {str(error).rstrip('.')} (check starttls, tls and username)",
+                retryable=False,
             )
-        if isinstance(error, smtplib.SMTPException):
-            return DeliveryFailed(f"{where}: {error}", retryable=False)
         return _network_failure(where, error, self._settings)
 
 
@@ -185,7 +205,8 @@ def _network_failure(where: str, error: Exception, settings: EmailSettings) -> D
     if isinstance(error, TimeoutError):
         seconds = settings.timeout.total_seconds()
         return DeliveryFailed(f"{where}: timed out after {seconds:g}s", retryable=True)
-    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    # asyncio words a refused connection "Connect call failed (…)"; the errno says it better.
+    reason = os.strerror(error.errno) if isinstance(error, OSError) and error.errno else str(error)
     return DeliveryFailed(f"{where}: {reason}", retryable=True)
 
 

@@ -1,7 +1,8 @@
 """The webhook channel: one signed JSON POST per delivery attempt.
 
 The body is a stable, versioned document (see README.md); the signature covers the
-timestamp and the raw body, and is computed afresh for every attempt.
+timestamp and the raw body, and is computed afresh for every attempt. The delivery id stays
+the same for every attempt of one notification, so a receiver can drop a retry it handled.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from remediator.plugins import (
 from .model import WebhookSettings
 from .signature import sign
 
-__all__ = ["PAYLOAD_VERSION", "WebhookChannel", "create", "payload"]
+__all__ = ["PAYLOAD_VERSION", "WebhookChannel", "create", "delivery_id", "payload"]
 
 PAYLOAD_VERSION: Final = 1
 _USER_AGENT: Final = "remediator"
@@ -42,6 +43,14 @@ def _iso(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def delivery_id(notification: Notification) -> str:
+    """`<dedup_key>-<notification id>`, the same for every retry of one notification, e.g.
+    `remediator-42-17`; a fresh UUID when the core gives no notification id."""
+    if notification.notification_id is None:
+        return str(uuid.uuid4())
+    return f"{notification.dedup_key}-{notification.notification_id}"
 
 
 def payload(notification: Notification, delivery_id: str, sent_at: datetime) -> dict[str, Any]:
@@ -121,9 +130,9 @@ class WebhookChannel:
             secret = self.secret()
         except PluginError as error:
             raise DeliveryFailed(f"webhook: {error}", retryable=False) from None
-        now = self._clock()
-        delivery_id = str(uuid.uuid4())
-        document = payload(notification, delivery_id, datetime.fromtimestamp(now, UTC))
+        now = self._clock()  # timestamp, sent_at and signature are new for every attempt
+        delivery = delivery_id(notification)
+        document = payload(notification, delivery, datetime.fromtimestamp(now, UTC))
         body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         timestamp = str(int(now))
         headers = {
@@ -132,10 +141,10 @@ class WebhookChannel:
             "Content-Type": "application/json",
             "X-Remediator-Timestamp": timestamp,
             "X-Remediator-Signature": sign(secret, timestamp, body),
-            "X-Remediator-Delivery": delivery_id,
+            "X-Remediator-Delivery": delivery,
             "X-Remediator-Event": notification.event,
         }
-        return await self._post(body, headers, delivery_id)
+        return await self._post(body, headers, delivery)
 
     async def close(self) -> None:
         """Close the shared session, if one was opened."""

@@ -46,8 +46,9 @@ def verify_signature(
     `X-Remediator-Signature` header values, `body` the raw request body exactly as
     received (verify before parsing it: re-encoded JSON would not match). A timestamp more
     than `max_age` seconds in the past or the future is rejected, which stops replays of
-    captured requests; within that window, drop repeats of an `X-Remediator-Delivery` id
-    you have already accepted. The signature header may list several comma-separated
+    captured requests. Drop repeats of an `X-Remediator-Delivery` id you have already
+    accepted, answering 2xx: retries keep it and are signed afresh, so remember ids longer
+    than `max_age` (README.md says how long). The signature header may list several comma-separated
     `v1=` values (secret rotation): one matching is enough.
     """
     # Digits only: int() would also take " 17", "+17" or "1_7", which sign differently.

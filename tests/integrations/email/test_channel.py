@@ -16,8 +16,7 @@ from remediator_integrations.email import EmailChannel
 
 from remediator.plugins import DeliveryFailed
 
-from .conftest import Certificate, StartServer, channel, notification
-from .smtp_server import Received, SmtpServer
+from .conftest import Certificate, Received, StartServer, channel, notification
 
 
 def parse(received: Received) -> EmailMessage:
@@ -234,12 +233,22 @@ async def test_implicit_tls(smtp_server: StartServer, certificate: Certificate) 
     assert server.received[0].tls
 
 
+@pytest.mark.parametrize(
+    ("server_tls", "client_tls"),
+    [
+        ("starttls", {"starttls": True}),
+        ("implicit_tls", {"starttls": None, "tls": True}),
+    ],
+)
 async def test_an_untrusted_certificate_is_not_retried(
-    smtp_server: StartServer, certificate: Certificate
+    smtp_server: StartServer,
+    certificate: Certificate,
+    server_tls: str,
+    client_tls: dict[str, object],
 ) -> None:
-    server = await smtp_server(starttls=certificate.server)
+    server = await smtp_server(**{server_tls: certificate.server})
 
-    error = await failure(channel(server, starttls=True))
+    error = await failure(channel(server, **client_tls))
 
     assert not error.retryable
     assert "certificate not trusted" in error.summary
@@ -378,7 +387,7 @@ async def test_connection_refused_is_retried(smtp_server: StartServer) -> None:
     error = await failure(channel(server))
 
     assert error.retryable
-    assert error.summary.startswith(f"smtp 127.0.0.1:{server.port}: ")
+    assert error.summary == f"smtp 127.0.0.1:{server.port}: Connection refused"
 
 
 @contextlib.asynccontextmanager
@@ -399,13 +408,36 @@ async def silent_server() -> AsyncIterator[int]:
         await server.wait_closed()
 
 
-async def test_a_server_that_does_not_answer_times_out_and_is_retried() -> None:
+async def test_a_server_that_does_not_greet_times_out_and_is_retried() -> None:
     async with silent_server() as port:
-        stub = SmtpServer(port=port)
-        error = await failure(channel(stub, timeout="200ms"))
+        error = await failure(channel(port, timeout="200ms"))
 
     assert error.retryable
     assert error.summary == f"smtp 127.0.0.1:{port}: timed out after 0.2s"
+
+
+async def test_a_server_that_stops_answering_times_out_and_is_retried(
+    smtp_server: StartServer,
+) -> None:
+    server = await smtp_server(data_delay=30)
+
+    error = await failure(channel(server, timeout="200ms"))
+
+    assert error.retryable
+    assert error.summary == f"smtp 127.0.0.1:{server.port}: timed out after 0.2s"
+    assert await asyncio.to_thread(server.handler.hung_up.wait, 5)
+
+
+async def test_a_cancelled_attempt_hangs_up_at_once(smtp_server: StartServer) -> None:
+    server = await smtp_server(data_delay=30)
+
+    with pytest.raises(TimeoutError):
+        # What the core does when an attempt outlives its time: cancel it.
+        await asyncio.wait_for(channel(server).send(notification()), 0.5)
+
+    # The server, still holding the message, sees the connection close: nothing was sent.
+    assert await asyncio.to_thread(server.handler.hung_up.wait, 5)
+    assert server.received == []
 
 
 async def test_close_is_harmless(smtp_server: StartServer) -> None:

@@ -3,6 +3,7 @@ receivers to: signature and freshness with `verify_signature`, then the delivery
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -50,7 +51,8 @@ class Delivery:
     headers: CIMultiDict[str]
     body: bytes
     verdict: str
-    """accepted, bad signature (stale, future, forged or tampered), or replayed."""
+    """accepted, bad signature (stale, future, forged or tampered), or duplicate (a delivery
+    id accepted before: a replay or a retry)."""
 
 
 @dataclass
@@ -63,7 +65,10 @@ class Receiver:
     deliveries: list[Delivery] = field(default_factory=list)
     replies: list[web.Response] = field(default_factory=list)
     """Answers for the next accepted deliveries, in order; then 200 {"ok": true}."""
+    delays: list[float] = field(default_factory=list)
+    """Seconds to take over answering the next accepted deliveries, in order; then none."""
     accepted_ids: set[str] = field(default_factory=set)
+    """Delivery ids answered with 2xx: their repeats are dropped, with a 2xx."""
 
     @property
     def accepted(self) -> list[Delivery]:
@@ -84,12 +89,15 @@ class Receiver:
         if not fresh_and_signed:
             verdict, reply = "bad signature", web.Response(status=401)
         elif delivery_id in self.accepted_ids:
-            verdict, reply = "replayed", web.Response(status=409)
+            verdict, reply = "duplicate", web.Response(status=200, text="duplicate")
         else:
-            self.accepted_ids.add(delivery_id)
             verdict = "accepted"
             reply = self.replies.pop(0) if self.replies else web.json_response({"ok": True})
+            if 200 <= reply.status < 300:
+                self.accepted_ids.add(delivery_id)
         self.deliveries.append(Delivery(headers, body, verdict))
+        if verdict == "accepted" and self.delays:
+            await asyncio.sleep(self.delays.pop(0))  # the work is done; the answer is late
         return reply
 
 

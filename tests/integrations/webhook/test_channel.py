@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import socket
+import uuid
 from collections.abc import Iterator
 from email.utils import format_datetime
 from pathlib import Path
@@ -35,9 +36,9 @@ def port_that_refuses() -> Iterator[int]:
         yield bound.getsockname()[1]
 
 
-async def failure(channel: WebhookChannel) -> DeliveryFailed:
+async def failure(channel: WebhookChannel, **fields: object) -> DeliveryFailed:
     with pytest.raises(DeliveryFailed) as caught:
-        await channel.send(notification())
+        await channel.send(notification(**fields))
     return caught.value
 
 
@@ -128,28 +129,82 @@ async def test_a_captured_delivery_cannot_be_replayed(
             async with attacker.post(receiver.url, data=body, headers=sent) as response:
                 return response.status
 
-        assert await replay(original.body) == 409  # same id inside the window
+        assert await replay(original.body) == 200  # same id: dropped, not acted upon
         assert await replay(tampered) == 401
         assert await replay(original.body, **{"X-Remediator-Timestamp": fresh}) == 401
         receiver.now = NOW + 301
         assert await replay(original.body) == 401  # outside the window
 
     verdicts = [d.verdict for d in receiver.deliveries]
-    assert verdicts == ["accepted", "replayed", "bad signature", "bad signature", "bad signature"]
+    assert verdicts == ["accepted", "duplicate", "bad signature", "bad signature", "bad signature"]
 
 
-async def test_every_attempt_is_signed_afresh(receiver: Receiver, make_channel: Make) -> None:
+async def test_a_retry_keeps_its_delivery_id_and_is_signed_afresh(
+    receiver: Receiver, make_channel: Make
+) -> None:
     now = [NOW]
     channel = make_channel(receiver.url, clock=lambda: now[0])
-    first = await channel.send(notification())
+    receiver.replies.append(web.Response(status=503))
+    with pytest.raises(DeliveryFailed):
+        await channel.send(notification(notification_id=17))
     now[0] = receiver.now = NOW + 90
-    second = await channel.send(notification())
+    result = await channel.send(notification(notification_id=17))  # the core's retry
 
     one, two = receiver.accepted
-    assert first.reference != second.reference
+    assert result.reference == "remediator-42-17"
+    for delivery in (one, two):
+        assert delivery.headers["X-Remediator-Delivery"] == "remediator-42-17"
+        assert json.loads(delivery.body)["delivery_id"] == "remediator-42-17"
     assert one.headers["X-Remediator-Timestamp"] == "1714564800"
     assert two.headers["X-Remediator-Timestamp"] == "1714564890"
+    assert two.headers["X-Remediator-Signature"] == sign(SECRET, "1714564890", two.body)
     assert json.loads(two.body)["sent_at"] == "2024-05-01T12:01:30Z"
+
+
+async def test_a_retry_of_a_handled_delivery_is_dropped_by_the_receiver(
+    receiver: Receiver, make_channel: Make
+) -> None:
+    receiver.delays.append(1)  # it does the work, but answers after the sender gave up
+    channel = make_channel(receiver.url, timeout="200ms")
+
+    timed_out = await failure(channel, notification_id=17)
+    retried = await channel.send(notification(notification_id=17))
+
+    assert timed_out.retryable
+    assert retried.reference == "remediator-42-17"
+    assert [d.verdict for d in receiver.deliveries] == ["accepted", "duplicate"]
+
+
+async def test_without_a_notification_id_every_attempt_has_a_new_uuid(
+    receiver: Receiver, make_channel: Make
+) -> None:
+    channel = make_channel(receiver.url)
+    first = await channel.send(notification())
+    second = await channel.send(notification())
+
+    assert first.reference is not None
+    assert second.reference is not None
+    assert first.reference != second.reference
+    assert str(uuid.UUID(first.reference)) == first.reference
+    assert [d.verdict for d in receiver.deliveries] == ["accepted", "accepted"]
+
+
+async def test_distinct_notifications_have_distinct_ids(
+    receiver: Receiver, make_channel: Make
+) -> None:
+    channel = make_channel(receiver.url)
+    trigger = await channel.send(notification(notification_id=17))
+    resolve = await channel.send(notification(notification_id=18, event="resolve"))
+    other = await channel.send(
+        notification(notification_id=19, incident_id=43, dedup_key="remediator-43")
+    )
+
+    assert [trigger.reference, resolve.reference, other.reference] == [
+        "remediator-42-17",
+        "remediator-42-18",
+        "remediator-43-19",
+    ]
+    assert len(receiver.accepted) == 3
 
 
 async def test_the_wrong_secret_is_rejected_by_the_receiver(
