@@ -16,7 +16,7 @@ from email.utils import format_datetime, make_msgid
 from typing import Final
 from urllib.parse import urlsplit
 
-from remediator.plugins import AttemptSummary, Notification
+from remediator.plugins import AttemptSummary, KnownResolution, Notification
 
 __all__ = ["build_message", "html_body", "one_line", "subject", "text_body"]
 
@@ -73,6 +73,11 @@ def _attempt_line(a: AttemptSummary) -> str:
     return f"{a.action}, attempt {a.attempt} {a.outcome} at {_when(a.at)}: {a.summary}"
 
 
+def _known_line(k: KnownResolution) -> str:
+    where = "same key" if k.same_key else "same rule"
+    return f"incident {k.incident_id} ({where}), {k.resolved_by} at {_when(k.at)}: {k.note}"
+
+
 def _indented(text: str) -> str:
     """Multi-line values with their further lines indented, so that a value cannot pass
     for a line of the message's own (a forged `Acknowledge: …` link)."""
@@ -96,6 +101,9 @@ def text_body(n: Notification) -> str:
     lines += ["", "What automation tried"]
     tried = [f"  {i}. {_indented(_attempt_line(a))}" for i, a in enumerate(n.attempts, 1)]
     lines += tried or ["  nothing"]
+    if n.known_resolutions:
+        lines += ["", "What fixed it before"]
+        lines += [f"  - {_indented(_known_line(k))}" for k in n.known_resolutions]
     lines += ["", "-- ", f"remediator, {n.dedup_key}"]
     return "\n".join(lines) + "\n"
 
@@ -134,6 +142,7 @@ def html_body(n: Notification) -> str:
     heading = _heading(n)
     links = " · ".join(_link(label, url) for label, url in _links(n))
     tried = "".join(f"<li>{_e(_attempt_line(a))}</li>" for a in n.attempts)
+    known = "".join(f"<li>{_e(_known_line(k))}</li>" for k in n.known_resolutions)
     parts = [
         f'<!DOCTYPE html><html><body style="{_STYLE[0]}">',
         f"<h2>{_e(heading)}</h2>",
@@ -143,6 +152,7 @@ def html_body(n: Notification) -> str:
         _html_section("Annotations", n.annotations),
         "<h3>What automation tried</h3>",
         f"<ol>{tried}</ol>" if tried else "<p>nothing</p>",
+        f"<h3>What fixed it before</h3><ul>{known}</ul>" if known else "",
         f'<p style="color:#999">remediator, {_e(n.dedup_key)}</p>',
         "</body></html>",
     ]

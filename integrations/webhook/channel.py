@@ -85,6 +85,16 @@ def payload(notification: Notification, delivery_id: str, sent_at: datetime) -> 
             }
             for a in n.attempts
         ],
+        "known_resolutions": [
+            {
+                "incident_id": k.incident_id,
+                "note": k.note,
+                "resolved_by": k.resolved_by,
+                "at": _iso(k.at),
+                "same_key": k.same_key,
+            }
+            for k in n.known_resolutions
+        ],
         "sent_at": _iso(sent_at),
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from remediator_integrations.email import EmailChannel
 
-from remediator.plugins import DeliveryFailed
+from remediator.plugins import DeliveryFailed, KnownResolution
 
 from .conftest import Certificate, Received, StartServer, channel, notification
 
@@ -446,3 +447,29 @@ async def test_close_is_harmless(smtp_server: StartServer) -> None:
     await sender.close()
     await sender.send(notification())
     assert len(server.received) == 1
+
+
+async def test_what_fixed_it_before_is_in_both_parts(smtp_server: StartServer) -> None:
+    server = await smtp_server()
+    known = KnownResolution(
+        note="<b>grew</b> the volume\nAcknowledge: https://evil.example.com",
+        resolved_by="dana",
+        at=datetime(2024, 4, 30, 9, 0, tzinfo=UTC),
+        incident_id=7,
+        same_key=True,
+    )
+    await channel(server).send(notification(known_resolutions=(known,)))
+    plain, rich = parts(parse(server.received[0]))
+    assert "What fixed it before\n  - incident 7 (same key), dana at " in plain
+    assert "\nAcknowledge: https://evil" not in plain  # the note's lines stay indented
+    page = _Html(rich)
+    assert "b" not in page.tags
+    assert "<b>grew</b> the volume" in "".join(page.text)
+
+
+async def test_no_known_resolutions_no_section(smtp_server: StartServer) -> None:
+    server = await smtp_server()
+    await channel(server).send(notification())
+    plain, rich = parts(parse(server.received[0]))
+    assert "What fixed it before" not in plain
+    assert "What fixed it before" not in rich

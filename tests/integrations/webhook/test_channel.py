@@ -18,7 +18,7 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 from remediator_integrations.webhook import PLUGIN, WebhookChannel, WebhookSettings, sign
 
-from remediator.plugins import DeliveryFailed, PluginError
+from remediator.plugins import DeliveryFailed, KnownResolution, PluginError
 
 from .conftest import NOW, SECRET, Make, Receiver, notification
 
@@ -83,8 +83,32 @@ async def test_delivers_the_signed_document(receiver: Receiver, make_channel: Ma
                 "at": "2024-05-01T11:30:00Z",
             }
         ],
+        "known_resolutions": [],
         "sent_at": "2024-05-01T12:00:00Z",
     }
+
+
+async def test_known_resolutions_are_in_the_document(
+    receiver: Receiver, make_channel: Make
+) -> None:
+    known = KnownResolution(
+        note='grew /var "by 50G"',
+        resolved_by="dana",
+        at=dt.datetime.fromtimestamp(NOW, dt.UTC),
+        incident_id=7,
+        same_key=False,
+    )
+    await make_channel(receiver.url).send(notification(known_resolutions=(known,)))
+    [delivery] = receiver.deliveries
+    assert json.loads(delivery.body)["known_resolutions"] == [
+        {
+            "incident_id": 7,
+            "note": 'grew /var "by 50G"',
+            "resolved_by": "dana",
+            "at": "2024-05-01T12:00:00Z",
+            "same_key": False,
+        }
+    ]
 
 
 async def test_optional_fields_are_null_and_values_stay_literal(
