@@ -1,7 +1,8 @@
 """The Opsgenie channel: create, acknowledge and close alerts by alias (Alert API v2).
 
-Alert data (title, labels, annotations, attempt summaries) is untrusted; it only ever
-becomes JSON strings in the request body, which `json.dumps` escapes.
+Alert data (title, labels, annotations, attempt summaries) and the notes humans wrote about
+earlier resolutions are untrusted; they only ever become JSON strings in the request body,
+which `json.dumps` escapes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ import aiohttp
 from pydantic import BaseModel
 from yarl import URL
 
-from remediator.plugins import DeliveryFailed, DeliveryResult, Notification, PluginError
+from remediator.plugins import (
+    DeliveryFailed,
+    DeliveryResult,
+    KnownResolution,
+    Notification,
+    PluginError,
+)
 
 from .model import OpsgenieSettings
 
@@ -40,6 +47,9 @@ MAX_DETAILS_CHARS: Final = 8_000  # keys and values together
 MAX_ENTITY_CHARS: Final = 512
 MAX_NOTE_CHARS: Final = 25_000
 _MAX_DETAIL_VALUE_CHARS: Final = 1_000
+_MAX_KNOWN: Final = 5
+_MAX_KNOWN_NOTE_CHARS: Final = 1_000
+_MAX_RESOLVED_BY_CHARS: Final = 200
 _MAX_READ_BYTES: Final = 64 * 1024
 _SHOWN_BODY_CHARS: Final = 500
 _USER: Final = "remediator"
@@ -60,6 +70,16 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+def _known_line(known: KnownResolution) -> str:
+    """One known resolution as text; the note's further lines are indented, so that a note
+    cannot pass for a line of the description's own (a forged `Incident: …` link)."""
+    where = "same service/host" if known.same_key else "same rule"
+    by = _shorten(" ".join(known.resolved_by.split()), _MAX_RESOLVED_BY_CHARS) or "someone"
+    note = _shorten(known.note.strip(), _MAX_KNOWN_NOTE_CHARS)
+    note = "\n    ".join(line for line in note.splitlines() if line.strip())
+    return f"incident {known.incident_id} ({where}), resolved by {by} at {_iso(known.at)}: {note}"
+
+
 def _description(notification: Notification) -> str:
     """The alert's description as plain text: why, what was tried, where to look."""
     lines = [
@@ -73,6 +93,10 @@ def _description(notification: Notification) -> str:
         lines.append(f"Runbook: {notification.runbook}")
     if notification.acknowledge_url:
         lines.append(f"Acknowledge in remediator: {notification.acknowledge_url}")
+    if notification.known_resolutions:
+        # Before the attempts and labels, so that many of those do not cut it off.
+        lines += ["", "Known resolutions (newest first):"]
+        lines += [f"- {_known_line(k)}" for k in notification.known_resolutions[:_MAX_KNOWN]]
     if notification.attempts:
         lines += ["", "What automation tried:"]
         lines += [
@@ -109,6 +133,10 @@ def _details(notification: Notification) -> dict[str, str]:
         "remediator_rule": notification.rule or "",
         "remediator_runbook": notification.runbook or "",
         "remediator_attempts": str(len(notification.attempts)),
+        # The newest known resolution leads; the value is cut to _MAX_DETAIL_VALUE_CHARS.
+        "remediator_known_resolutions": "\n".join(
+            _known_line(k) for k in notification.known_resolutions[:_MAX_KNOWN]
+        ),
     }
     items = [(k, v) for k, v in ours.items() if v] + sorted(notification.labels.items())
     return _within_budget(items, MAX_DETAILS_CHARS)

@@ -21,6 +21,7 @@ from remediator.plugins import (
     DeliveryResult,
     InboundEvent,
     InboundRejected,
+    KnownResolution,
     Notification,
     PluginError,
 )
@@ -44,6 +45,9 @@ MAX_EVENT_BYTES: Final = 512 * 1024
 # Our own caps, so that one chatty attempt cannot push the event over MAX_EVENT_BYTES.
 _MAX_TEXT_CHARS: Final = 4096
 _MAX_ATTEMPT_CHARS: Final = 1024
+_MAX_NOTE_CHARS: Final = 1024
+_MAX_RESOLVED_BY_CHARS: Final = 256
+_MAX_KNOWN: Final = 10
 _MAX_READ_BYTES: Final = 64 * 1024
 _SHOWN_BODY_CHARS: Final = 500
 _CLIENT: Final = "remediator"
@@ -52,8 +56,17 @@ _HEADERS: Final = {
     "Accept": "application/json",
     "User-Agent": _CLIENT,
 }
-# What an event keeps of custom_details when the full one is over MAX_EVENT_BYTES.
-_SLIM_DETAILS: Final = ("priority", "state", "rule", "reason", "runbook", "incident_url")
+# What an event keeps of custom_details when the full one is over MAX_EVENT_BYTES
+# (known_resolutions only when there are some).
+_SLIM_DETAILS: Final = (
+    "priority",
+    "state",
+    "rule",
+    "reason",
+    "runbook",
+    "incident_url",
+    "known_resolutions",
+)
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -81,8 +94,18 @@ def _attempt(attempt: AttemptSummary) -> dict[str, Any]:
     }
 
 
-def _custom_details(notification: Notification) -> dict[str, Any]:
+def _known(known: KnownResolution) -> dict[str, Any]:
     return {
+        "note": _shorten(known.note, _MAX_NOTE_CHARS),
+        "resolved_by": _shorten(known.resolved_by, _MAX_RESOLVED_BY_CHARS),
+        "at": _iso(known.at),
+        "incident_id": known.incident_id,
+        "same_key": known.same_key,
+    }
+
+
+def _custom_details(notification: Notification) -> dict[str, Any]:
+    details = {
         "priority": notification.priority,
         "state": notification.state,
         "rule": notification.rule,
@@ -93,6 +116,12 @@ def _custom_details(notification: Notification) -> dict[str, Any]:
         "annotations": dict(notification.annotations),
         "attempts": [_attempt(attempt) for attempt in notification.attempts],
     }
+    if notification.known_resolutions:
+        # What fixed earlier incidents like this one, newest first: bounded, so that it
+        # survives the slimming below.
+        known = notification.known_resolutions[:_MAX_KNOWN]
+        details["known_resolutions"] = [_known(one) for one in known]
+    return details
 
 
 def _links(notification: Notification) -> list[dict[str, str]]:
@@ -152,12 +181,12 @@ def _dumps(value: Any) -> bytes:
 
 def encode_event(event: Mapping[str, Any]) -> bytes:
     """The event as JSON; over MAX_EVENT_BYTES, custom_details keep only their short fields
-    (a page without the labels beats no page)."""
+    and the known resolutions (a page without the labels beats no page)."""
     data = _dumps(event)
     if len(data) <= MAX_EVENT_BYTES or "payload" not in event:
         return data
     details = event["payload"]["custom_details"]
-    slim = {key: details[key] for key in _SLIM_DETAILS}
+    slim = {key: details[key] for key in _SLIM_DETAILS if key in details}
     slim["omitted"] = "labels, annotations and attempts: the event exceeded 512 KB"
     return _dumps({**event, "payload": {**event["payload"], "custom_details": slim}})
 

@@ -7,18 +7,19 @@ Alert data (titles, labels, reasons, action output, runbooks) is untrusted. It g
 
 Slack rejects a whole message (400 `invalid_blocks`) when one limit is exceeded, so every
 text is cut to its limit here: header 150, section text 3000, field 2000, at most 10 fields
-per section, button text 75, URL 3000, 50 blocks per message.
+per section, button text 75, URL 3000, 50 blocks per message. Known resolutions (notes
+humans wrote) are alert data too: plain_text, at most MAX_KNOWN of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from yarl import URL
 
-from remediator.plugins import AttemptSummary, Notification
+from remediator.plugins import AttemptSummary, KnownResolution, Notification
 
 __all__ = [
     "MAX_BLOCKS",
@@ -41,6 +42,11 @@ MAX_FALLBACK_CHARS: Final = 3000
 # Labels beyond this many are listed by name only: a page should stay readable.
 MAX_LABEL_SECTIONS: Final = 3
 _ATTEMPT_SUMMARY_CHARS: Final = 300
+# Known resolutions: each is a note section and a context line, so at most 1 + 2 * 5
+# blocks, which with the rest (at most 9) stays well under MAX_BLOCKS.
+MAX_KNOWN: Final = 5
+_KNOWN_NOTE_CHARS: Final = 1000
+_KNOWN_BY_CHARS: Final = 200
 _ELLIPSIS: Final = "…"
 
 Block = dict[str, Any]
@@ -171,6 +177,30 @@ def _attempts(attempts: Sequence[AttemptSummary]) -> list[Block]:
     ]
 
 
+def _utc(moment: datetime) -> str:
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # naive means UTC
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _known_context(known: KnownResolution) -> Block:
+    where = "same service/host" if known.same_key else "same rule"
+    by = " ".join(known.resolved_by.split()) or "someone"
+    line = f"incident {known.incident_id} · {where} · resolved by {cut(by, _KNOWN_BY_CHARS)}"
+    return {"type": "context", "elements": [_plain(f"{line} · {_utc(known.at)}", 2000)]}
+
+
+def _known_resolutions(resolutions: Sequence[KnownResolution]) -> list[Block]:
+    """What fixed earlier incidents like this one, newest first: the note as plain_text,
+    who and when as a context line."""
+    if not resolutions:
+        return []
+    blocks: list[Block] = [{"type": "section", "text": _mrkdwn("*Known resolutions*")}]
+    for known in resolutions[:MAX_KNOWN]:
+        blocks.append({"type": "section", "text": _plain(known.note, _KNOWN_NOTE_CHARS)})
+        blocks.append(_known_context(known))
+    return blocks
+
+
 def _runbook(runbook: str | None) -> list[Block]:
     if not runbook or not runbook.strip():
         return []
@@ -213,6 +243,7 @@ def _trigger(notification: Notification) -> dict[str, Any]:
         _summary(notification),
         *_label_sections(notification.labels),
         *_attempts(notification.attempts),
+        *_known_resolutions(notification.known_resolutions),
         *_runbook(notification.runbook),
         *_actions(notification),
     ]

@@ -3,8 +3,9 @@
 Teams renders a Markdown subset in `TextBlock.text`, `Fact.title` and `Fact.value` (bold,
 italic, lists, `[text](url)` links). Alert data is untrusted, so every piece of it is
 escaped (`escape_markdown`) before it goes there: a label `[x](https://evil)` or `**x**`
-is shown as typed, never as a link or formatting. Links remediator makes itself are
-`Action.OpenUrl` buttons, whose URLs are JSON data, not Markdown.
+is shown as typed, never as a link or formatting; so are the notes humans wrote about
+earlier resolutions. Links remediator makes itself are `Action.OpenUrl` buttons, whose
+URLs are JSON data, not Markdown.
 
 A Teams message may be at most about 28 KB; the workflow answers 202 before it posts, so a
 card that is too big would fail silently inside the flow. The card is therefore built
@@ -17,12 +18,12 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from yarl import URL
 
-from remediator.plugins import AttemptSummary, Notification
+from remediator.plugins import AttemptSummary, KnownResolution, Notification
 
 __all__ = ["CARD_CONTENT_TYPE", "MAX_CARD_BYTES", "build_message", "escape_markdown"]
 
@@ -47,13 +48,16 @@ class _Budget:
     value_chars: int
     attempts: int
     text_chars: int
+    known: int
+    """Known resolutions shown (newest first); notes are cut to text_chars, at most 1000."""
 
 
 _BUDGETS: Final = (
-    _Budget(labels=30, value_chars=300, attempts=10, text_chars=2000),
-    _Budget(labels=15, value_chars=100, attempts=5, text_chars=500),
-    _Budget(labels=0, value_chars=60, attempts=0, text_chars=150),
+    _Budget(labels=30, value_chars=300, attempts=10, text_chars=2000, known=5),
+    _Budget(labels=15, value_chars=100, attempts=5, text_chars=500, known=3),
+    _Budget(labels=0, value_chars=60, attempts=0, text_chars=150, known=1),
 )
+_KNOWN_NOTE_CHARS: Final = 1000
 
 
 def cut(text: str, limit: int) -> str:
@@ -160,6 +164,32 @@ def _attempts(attempts: Sequence[AttemptSummary], budget: _Budget) -> list[Eleme
     return [*blocks, _text("\r".join(items))]
 
 
+def _utc(moment: datetime) -> str:
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # naive means UTC
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _known_resolution(known: KnownResolution, budget: _Budget) -> list[Element]:
+    note = escape_markdown(known.note, min(budget.text_chars, _KNOWN_NOTE_CHARS), multiline=True)
+    where = "same service/host" if known.same_key else "same rule"
+    by = escape_markdown(known.resolved_by, budget.value_chars) or "someone"
+    line = f"incident {known.incident_id} · {where} · resolved by {by} · {_utc(known.at)}"
+    return [_text(note or " "), _text(line, isSubtle=True, spacing="None")]
+
+
+def _known_resolutions(resolutions: Sequence[KnownResolution], budget: _Budget) -> list[Element]:
+    """What fixed earlier incidents like this one, newest first; none, no section."""
+    if not resolutions:
+        return []
+    blocks = [_text("Known resolutions", weight="Bolder", spacing="Medium")]
+    for known in resolutions[: budget.known]:
+        blocks += _known_resolution(known, budget)
+    hidden = len(resolutions) - budget.known
+    if hidden > 0:
+        blocks.append(_text(f"({hidden} more; open the incident for them)", isSubtle=True))
+    return blocks
+
+
 def _runbook(runbook: str | None, budget: _Budget) -> list[Element]:
     if not runbook or not runbook.strip():
         return []
@@ -198,6 +228,7 @@ def _body(notification: Notification, budget: _Budget) -> list[Element]:
             *([_text(reason)] if reason else []),
             _facts(notification, budget),
             *_attempts(notification.attempts, budget),
+            *_known_resolutions(notification.known_resolutions, budget),
             *_runbook(notification.runbook, budget),
         ]
     verb = "Acknowledged" if notification.event == "acknowledge" else "Resolved"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,13 @@ import pytest
 from remediator_integrations.opsgenie import PLUGIN, OpsgenieChannel, OpsgenieSettings
 from remediator_integrations.opsgenie.channel import parse_retry_after
 
-from remediator.plugins import AttemptSummary, DeliveryFailed, Notification, PluginError
+from remediator.plugins import (
+    AttemptSummary,
+    DeliveryFailed,
+    KnownResolution,
+    Notification,
+    PluginError,
+)
 
 from .conftest import (
     API_KEY,
@@ -185,6 +192,101 @@ async def test_long_fields_are_cut_to_the_limits(
     assert sum(len(k) + len(v) for k, v in body["details"].items()) <= 8000
     assert body["details"]["remediator_priority"] == "P2"  # ours survive the budget
     assert "label000" in body["details"]
+
+
+KNOWN = (
+    KnownResolution(
+        note="restarted the exporter; the disk was fine",
+        resolved_by="alice",
+        at=datetime(2024, 4, 20, 9, 15, tzinfo=UTC),
+        incident_id=3,
+        same_key=True,
+    ),
+    KnownResolution(
+        note="scaled web to 4 replicas",
+        resolved_by="bob",
+        at=datetime(2024, 3, 2),  # naive means UTC
+        incident_id=1,
+        same_key=False,
+    ),
+)
+KNOWN_LINES = [
+    "incident 3 (same service/host), resolved by alice at 2024-04-20T09:15:00+00:00: "
+    "restarted the exporter; the disk was fine",
+    "incident 1 (same rule), resolved by bob at 2024-03-02T00:00:00+00:00: "
+    "scaled web to 4 replicas",
+]
+
+
+async def test_known_resolutions_in_description_and_details(
+    opsgenie: Opsgenie, make_channel: MakeChannel
+) -> None:
+    await make_channel().send(notification(known_resolutions=KNOWN))
+
+    body = opsgenie.accepted[0].body
+    lines = body["description"].split("\n")
+    start = lines.index("Known resolutions (newest first):")
+    assert lines[start - 2].startswith("Acknowledge in remediator: ")
+    assert lines[start + 1 : start + 4] == [*(f"- {line}" for line in KNOWN_LINES), ""]
+    assert lines[start + 4] == "What automation tried:"
+    assert body["details"]["remediator_known_resolutions"] == "\n".join(KNOWN_LINES)
+
+
+async def test_no_known_resolutions_no_section(
+    opsgenie: Opsgenie, make_channel: MakeChannel
+) -> None:
+    await make_channel().send(notification())
+
+    body = opsgenie.accepted[0].body
+    assert "Known resolutions" not in body["description"]
+    assert "remediator_known_resolutions" not in body["details"]
+
+
+async def test_hostile_known_resolutions_stay_text(
+    opsgenie: Opsgenie, make_channel: MakeChannel
+) -> None:
+    note = f"{HOSTILE}\nIncident: https://evil.example/\n\nAcknowledge in remediator: x"
+    known = KnownResolution(note, f"{HOSTILE}\nRunbook: y", NOTE_AT, 2, True)
+    await make_channel().send(notification(known_resolutions=(known,)))
+
+    body = opsgenie.accepted[0].body
+    assert "x" not in body
+    lines = body["description"].split("\n")
+    # The note's own lines are indented: none passes for one of ours.
+    assert [line for line in lines if line.startswith(("Incident:", "Acknowledge in"))] == [
+        "Incident: https://remediator.example.com/incidents/7",
+        "Acknowledge in remediator: https://remediator.example.com/ack/7?sig=abc",
+    ]
+    assert not any(line.startswith("Runbook: y") for line in lines)
+    assert (
+        f"- incident 2 (same service/host), resolved by {HOSTILE} Runbook: y at "
+        in (body["description"])
+    )
+    assert "    Incident: https://evil.example/" in lines
+    assert body["details"]["remediator_known_resolutions"].endswith(
+        f"{HOSTILE}\n    Incident: https://evil.example/\n    Acknowledge in remediator: x"
+    )
+
+
+async def test_long_known_resolutions_stay_within_the_limits(
+    opsgenie: Opsgenie, make_channel: MakeChannel
+) -> None:
+    labels = {f"label{i:03}": "v" * 500 for i in range(40)}  # 20 KB of labels
+    attempt = AttemptSummary("http action 1", 1, "failed", "o" * 20_000, NOTE_AT)
+    known = tuple(KnownResolution("n" * 5000, "r" * 500, NOTE_AT, i, False) for i in range(10))
+    await make_channel().send(
+        notification(labels=labels, attempts=(attempt,), known_resolutions=known)
+    )
+
+    body = opsgenie.accepted[0].body  # the fake accepted it: within every limit
+    assert len(body["description"]) == 15_000
+    shown = [line for line in body["description"].split("\n") if line.startswith("- incident")]
+    assert [line.split(" ")[2] for line in shown] == ["0", "1", "2", "3", "4"]
+    assert all(line.endswith("n…") and line.count("n") >= 999 for line in shown)
+    assert sum(len(k) + len(v) for k, v in body["details"].items()) <= 8000
+    known_detail = body["details"]["remediator_known_resolutions"]
+    assert len(known_detail) == 1000
+    assert known_detail.startswith("incident 0 (same rule), resolved by rrr")
 
 
 async def test_long_note_is_cut(opsgenie: Opsgenie, make_channel: MakeChannel) -> None:

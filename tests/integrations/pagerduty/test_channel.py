@@ -19,6 +19,7 @@ from remediator.plugins import (
     AttemptSummary,
     DeliveryFailed,
     DeliveryResult,
+    KnownResolution,
     Notification,
     PluginError,
 )
@@ -194,6 +195,92 @@ async def test_oversized_details_are_slimmed_not_dropped(
     assert details["incident_url"] == "https://remediator.example.com/incidents/7"
     assert "annotations" not in details
     assert "exceeded 512 KB" in details["omitted"]
+
+
+KNOWN = (
+    KnownResolution(
+        note="restarted the exporter; the disk was fine",
+        resolved_by="alice",
+        at=datetime(2024, 4, 20, 9, 15, tzinfo=UTC),
+        incident_id=3,
+        same_key=True,
+    ),
+    KnownResolution(
+        note="scaled web to 4 replicas",
+        resolved_by="bob",
+        at=datetime(2024, 3, 2),  # naive means UTC
+        incident_id=1,
+        same_key=False,
+    ),
+)
+
+
+async def test_known_resolutions_are_custom_details(
+    pagerduty: PagerDuty, make_channel: MakeChannel
+) -> None:
+    await make_channel().send(notification(known_resolutions=KNOWN))
+
+    details = pagerduty.accepted[0]["payload"]["custom_details"]
+    assert details["known_resolutions"] == [
+        {
+            "note": "restarted the exporter; the disk was fine",
+            "resolved_by": "alice",
+            "at": "2024-04-20T09:15:00.000+00:00",
+            "incident_id": 3,
+            "same_key": True,
+        },
+        {
+            "note": "scaled web to 4 replicas",
+            "resolved_by": "bob",
+            "at": "2024-03-02T00:00:00.000+00:00",
+            "incident_id": 1,
+            "same_key": False,
+        },
+    ]
+
+
+async def test_no_known_resolutions_no_key(pagerduty: PagerDuty, make_channel: MakeChannel) -> None:
+    await make_channel().send(notification())
+    assert "known_resolutions" not in pagerduty.accepted[0]["payload"]["custom_details"]
+
+
+async def test_hostile_known_resolutions_stay_strings(
+    pagerduty: PagerDuty, make_channel: MakeChannel
+) -> None:
+    known = KnownResolution(HOSTILE + "\n<b>", HOSTILE, datetime(2024, 4, 1), 2, True)
+    await make_channel().send(notification(known_resolutions=(known,)))
+
+    [event] = pagerduty.accepted
+    assert "x" not in event
+    [sent] = event["payload"]["custom_details"]["known_resolutions"]
+    assert (sent["note"], sent["resolved_by"]) == (HOSTILE + "\n<b>", HOSTILE)
+
+
+async def test_long_known_resolutions_are_capped(
+    pagerduty: PagerDuty, make_channel: MakeChannel
+) -> None:
+    known = tuple(
+        KnownResolution("n" * 10_000, "r" * 1000, datetime(2024, 4, 1), i, False) for i in range(20)
+    )
+    await make_channel().send(notification(known_resolutions=known))
+
+    sent = pagerduty.accepted[0]["payload"]["custom_details"]["known_resolutions"]
+    assert [one["incident_id"] for one in sent] == list(range(10))  # the newest ten
+    assert all(len(one["note"]) == 1024 and one["note"].endswith("n…") for one in sent)
+    assert all(len(one["resolved_by"]) == 256 for one in sent)
+
+
+async def test_known_resolutions_survive_slimming(
+    pagerduty: PagerDuty, make_channel: MakeChannel
+) -> None:
+    big = {f"a{i}": "x" * 1000 for i in range(600)}  # ~600 KB of annotations
+    await make_channel().send(notification(annotations=big, known_resolutions=KNOWN))
+
+    [seen] = pagerduty.seen
+    assert len(seen.body) <= MAX_EVENT_BYTES
+    details = pagerduty.accepted[0]["payload"]["custom_details"]
+    assert "annotations" not in details
+    assert [one["incident_id"] for one in details["known_resolutions"]] == [3, 1]
 
 
 async def test_long_attempt_summaries_are_capped(

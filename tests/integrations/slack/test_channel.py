@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from remediator_integrations.slack import SlackChannel
 from remediator_integrations.slack.channel import retry_after_seconds
-from remediator_integrations.slack.message import build_message
+from remediator_integrations.slack.message import MAX_BLOCKS, build_message
 
-from remediator.plugins import AttemptSummary, DeliveryFailed
+from remediator.plugins import AttemptSummary, DeliveryFailed, KnownResolution
 
 from .conftest import WEBHOOK_PATH, FakeSlack, Reply, check_blocks, notification
 
@@ -153,6 +153,115 @@ async def test_many_and_long_labels_stay_within_block_kit_limits(
     assert len(last) == 300
     assert last.endswith("…")
     assert len(payload["text"]) <= 3000
+
+
+KNOWN = (
+    KnownResolution(
+        note="restarted the exporter; the disk was fine",
+        resolved_by="alice",
+        at=datetime(2024, 4, 20, 9, 15, tzinfo=UTC),
+        incident_id=3,
+        same_key=True,
+    ),
+    KnownResolution(
+        note="scaled web to 4 replicas",
+        resolved_by="bob",
+        at=datetime(2024, 3, 2),  # naive means UTC
+        incident_id=1,
+        same_key=False,
+    ),
+)
+
+
+async def test_known_resolutions_section(slack: FakeSlack, make_channel: Make) -> None:
+    await make_channel(webhook_url=slack.url).send(notification(known_resolutions=KNOWN))
+
+    [payload] = slack.received
+    blocks = payload["blocks"]
+    kinds = [block["type"] for block in blocks]
+    # header, summary, labels, what automation tried (2), known resolutions (1 + 2 * 2),
+    # runbook, buttons
+    assert kinds == [
+        "header",
+        *["section"] * 4,
+        "section",
+        "section",
+        "context",
+        "section",
+        "context",
+        "section",
+        "actions",
+    ]
+    assert blocks[5]["text"]["text"] == "*Known resolutions*"
+    assert blocks[6]["text"] == {
+        "type": "plain_text",
+        "text": "restarted the exporter; the disk was fine",
+        "emoji": False,
+    }
+    assert blocks[7]["elements"] == [
+        {
+            "type": "plain_text",
+            "text": "incident 3 · same service/host · resolved by alice · 2024-04-20 09:15 UTC",
+            "emoji": False,
+        }
+    ]
+    assert blocks[8]["text"]["text"] == "scaled web to 4 replicas"
+    assert blocks[9]["elements"][0]["text"] == (
+        "incident 1 · same rule · resolved by bob · 2024-03-02 00:00 UTC"
+    )
+    assert blocks[10]["text"]["text"].startswith("Runbook: ")
+
+
+async def test_no_known_resolutions_no_section(slack: FakeSlack, make_channel: Make) -> None:
+    await make_channel(webhook_url=slack.url).send(notification())
+
+    [payload] = slack.received
+    assert all(t["text"] != "*Known resolutions*" for t in texts(payload))
+    assert "context" not in [block["type"] for block in payload["blocks"]]
+
+
+async def test_hostile_known_resolutions_are_plain_text(
+    slack: FakeSlack, make_channel: Make
+) -> None:
+    hostile = " ".join(HOSTILE)
+    known = KnownResolution(hostile, hostile, datetime(2024, 4, 1, tzinfo=UTC), 2, True)
+    await make_channel(webhook_url=slack.url).send(notification(known_resolutions=(known,)))
+
+    [payload] = slack.received
+    for obj in texts(payload):
+        if obj["type"] == "mrkdwn":
+            assert "<" not in DATE_TOKEN.sub("", obj["text"]), obj
+    plain = [obj["text"] for obj in texts(payload) if obj["type"] == "plain_text"]
+    assert hostile in plain  # the note, verbatim
+    assert any(f"resolved by {hostile} · " in text for text in plain)
+
+
+async def test_many_and_long_known_resolutions_stay_within_limits(
+    slack: FakeSlack, make_channel: Make
+) -> None:
+    labels = {f"label_{index:03}": "v" for index in range(200)}
+    attempts = tuple(
+        AttemptSummary("ansible action 1", n, "failed", "e" * 1000, datetime.now(UTC))
+        for n in range(1, 40)
+    )
+    known = tuple(
+        KnownResolution("n" * 10_000, "r\n" * 5000, datetime(2024, 4, 1), i, False)
+        for i in range(30)
+    )
+    await make_channel(webhook_url=slack.url).send(
+        notification(labels=labels, attempts=attempts, known_resolutions=known)
+    )
+
+    [payload] = slack.received  # the fake answered 200, not 400 invalid_blocks
+    blocks = payload["blocks"]
+    assert len(blocks) <= MAX_BLOCKS
+    assert blocks[-1]["type"] == "actions"
+    contexts = [block["elements"][0]["text"] for block in blocks if block["type"] == "context"]
+    assert [text.split(" · ")[0] for text in contexts] == [f"incident {i}" for i in range(5)]
+    assert all("\n" not in text and len(text) <= 2000 for text in contexts)
+    notes = [t["text"] for t in texts(payload) if t["text"].startswith("nnn")]
+    assert len(notes) == 5
+    assert all(len(note) == 1000 and note.endswith("…") for note in notes)
 
 
 def test_block_limit_checker_rejects_what_slack_rejects() -> None:

@@ -14,7 +14,7 @@ import pytest
 from remediator_integrations.teams import TeamsChannel, escape_markdown
 from remediator_integrations.teams.card import MAX_CARD_BYTES, build_message
 
-from remediator.plugins import AttemptSummary, DeliveryFailed
+from remediator.plugins import AttemptSummary, DeliveryFailed, KnownResolution
 
 from .conftest import QUERY, RUN_ID, SIGNATURE, WORKFLOW_PATH, FakeTeams, Reply, notification
 
@@ -168,6 +168,85 @@ async def test_big_alerts_fit_in_a_teams_message(teams: FakeTeams, make_channel:
     assert more
     assert shown[more[0]].startswith("label\\_")
     assert any("earlier attempts not shown" in text for text in texts(payload))
+
+
+KNOWN = (
+    KnownResolution(
+        note="restarted the exporter; the disk was fine",
+        resolved_by="alice",
+        at=datetime(2024, 4, 20, 9, 15, tzinfo=UTC),
+        incident_id=3,
+        same_key=True,
+    ),
+    KnownResolution(
+        note="scaled web to 4 replicas",
+        resolved_by="bob",
+        at=datetime(2024, 3, 2),  # naive means UTC
+        incident_id=1,
+        same_key=False,
+    ),
+)
+
+
+async def test_known_resolutions_are_text_blocks(teams: FakeTeams, make_channel: Make) -> None:
+    await make_channel(webhook_url=teams.url).send(notification(known_resolutions=KNOWN))
+
+    [payload] = teams.received
+    assert texts(payload)[4:] == [
+        "Known resolutions",
+        "restarted the exporter; the disk was fine",
+        "incident 3 · same service/host · resolved by alice · 2024-04-20 09:15 UTC",
+        "scaled web to 4 replicas",
+        "incident 1 · same rule · resolved by bob · 2024-03-02 00:00 UTC",
+        "Runbook",
+        "https://runbooks.example.com/memory-leak",
+    ]
+    body = card(payload)["body"]
+    heading = next(e for e in body if e.get("text") == "Known resolutions")
+    assert heading["weight"] == "Bolder"
+
+
+async def test_no_known_resolutions_no_section(teams: FakeTeams, make_channel: Make) -> None:
+    await make_channel(webhook_url=teams.url).send(notification())
+    assert "Known resolutions" not in texts(teams.received[0])
+
+
+async def test_hostile_known_resolutions_are_escaped(teams: FakeTeams, make_channel: Make) -> None:
+    known = KnownResolution(
+        f"{HOSTILE}\n# heading\n- item", HOSTILE, datetime(2024, 4, 1, tzinfo=UTC), 2, True
+    )
+    await make_channel(webhook_url=teams.url).send(notification(known_resolutions=(known,)))
+
+    [payload] = teams.received
+    for text in texts(payload):
+        assert not UNESCAPED.search(text), text
+    shown = texts(payload)
+    note = shown[shown.index("Known resolutions") + 1]
+    assert note.split("\n\n")[1:] == ["\\# heading", "\\- item"]
+    assert shown[shown.index("Known resolutions") + 2].startswith(
+        "incident 2 · same service/host · resolved by \\[x\\](https://evil) "
+    )
+
+
+async def test_many_and_long_known_resolutions_fit(teams: FakeTeams, make_channel: Make) -> None:
+    known = tuple(
+        KnownResolution("[n]" * 5000, "*r*" * 500, datetime(2024, 4, 1), i, False)
+        for i in range(20)
+    )
+    await make_channel(webhook_url=teams.url).send(notification(known_resolutions=known))
+
+    [payload] = teams.received  # and the fixture checks Teams would not have dropped it
+    shown = texts(payload)
+    notes = [text for text in shown if text.startswith("\\[n\\]")]
+    assert 1 <= len(notes) <= 5
+    assert all(text.endswith("…") for text in notes)
+    assert shown[shown.index("Known resolutions") + 2].startswith("incident 0 · ")
+    assert f"({20 - len(notes)} more; open the incident for them)" in shown
+
+    labels = {f"label_{index:03}": "ü*" * 400 for index in range(300)}
+    big = notification(labels=labels, reason="_r_" * 3000, known_resolutions=known)
+    assert len(json.dumps(build_message(big), ensure_ascii=False).encode()) <= MAX_CARD_BYTES
+    assert "Known resolutions" in texts(build_message(big))
 
 
 @pytest.mark.parametrize(
