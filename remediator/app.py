@@ -56,8 +56,8 @@ def create_app(
     app[appkeys.RULES] = ActiveRules(config.rules, config.base_dir, app[appkeys.METRICS])
     app.cleanup_ctx.append(_database(migrate_on_start))
     app.cleanup_ctx.append(_rules(handle_sighup))
-    app.cleanup_ctx.append(_remediation)
     app.cleanup_ctx.append(_escalation)
+    app.cleanup_ctx.append(_remediation)
     app.cleanup_ctx.append(_intake_writer)
     _routes(app)
     return app
@@ -109,6 +109,8 @@ async def _intake_writer(app: web.Application) -> AsyncIterator[None]:
         metrics.record_ingest(result)
         if result.jobs_queued:
             runner.wake()
+        if result.escalation_changes:
+            app[appkeys.ESCALATION].wake()
 
     committer = GroupCommitter(
         intake,
@@ -129,6 +131,7 @@ async def _escalation(app: web.Application) -> AsyncIterator[None]:
     channels = create_channels(config)
     app[appkeys.CHANNELS] = channels
     runner = EscalationRunner(app[appkeys.DATABASE], config, channels, app[appkeys.METRICS])
+    app[appkeys.ESCALATION] = runner
     runner.start()
     yield
     await runner.stop()
@@ -148,6 +151,7 @@ async def _remediation(app: web.Application) -> AsyncIterator[None]:
         executors,
         app[appkeys.METRICS],
         verifiers=verifiers,
+        on_escalated=app[appkeys.ESCALATION].wake,
     )
     app[appkeys.RUNNER] = runner
     runner.start()

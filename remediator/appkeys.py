@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from remediator.config import Config
+from remediator.escalation.runner import EscalationRunner
 from remediator.intake.committer import GroupCommitter
 from remediator.metrics import Metrics
 from remediator.plugins import Channel
@@ -19,6 +20,7 @@ RULES = web.AppKey("rules", ActiveRules)
 COMMITTER = web.AppKey("committer", GroupCommitter)
 RUNNER = web.AppKey("remediation_runner", RemediationRunner)
 CHANNELS = web.AppKey("channels", dict[str, Channel])
+ESCALATION = web.AppKey("escalation_runner", EscalationRunner)
 
 # Per-request state.
 PRINCIPAL = web.RequestKey("principal", str)

@@ -36,7 +36,10 @@ async def channel_events(request: web.Request) -> web.Response:
         events = channel.receive(body, request.headers)
     except InboundRejected as exc:
         return error_response(exc.status, exc.message)
-    ops = IncidentOperations(request.app[appkeys.DATABASE])
+    ops = IncidentOperations(
+        request.app[appkeys.DATABASE],
+        on_escalation_change=request.app[appkeys.ESCALATION].wake,
+    )
     applied = [await _apply(ops, name, event) for event in events]
     return json_body({"received": len(events), "applied": sum(applied)})
 

@@ -187,7 +187,10 @@ Operation = Callable[[IncidentOperations, int, str], Awaitable[None]]
 async def _operate(request: web.Request, operation: Operation) -> web.Response:
     """Run a human action as the requesting principal; answer with the incident after it."""
     incident_id = _incident_id(request)
-    operations = IncidentOperations(request.app[appkeys.DATABASE])
+    operations = IncidentOperations(
+        request.app[appkeys.DATABASE],
+        on_escalation_change=request.app[appkeys.ESCALATION].wake,
+    )
     try:
         await operation(operations, incident_id, request[PRINCIPAL])
     except IncidentNotFoundError as exc:

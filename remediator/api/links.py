@@ -39,7 +39,10 @@ async def ack_link(request: web.Request) -> web.Response:
     incident_id, problem = _checked(request)
     if problem:
         return _page(403, "Cannot acknowledge", problem)
-    ops = IncidentOperations(request.app[appkeys.DATABASE])
+    ops = IncidentOperations(
+        request.app[appkeys.DATABASE],
+        on_escalation_change=request.app[appkeys.ESCALATION].wake,
+    )
     try:
         await ops.acknowledge(incident_id, LINK_USER, None)
     except IncidentNotFoundError as exc:

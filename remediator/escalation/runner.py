@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -40,8 +42,9 @@ from remediator.store.database import Database
 
 log = logging.getLogger(__name__)
 
-# A claimed chain or notification is held this long; a sender that dies loses it after.
-LEASE: Final = timedelta(minutes=2)
+# A claimed chain or notification is held this long (renewed every third of it while a
+# send is in flight); a sender that dies loses it after.
+LEASE: Final = timedelta(seconds=30)
 MAX_CONCURRENT_SENDS: Final = 32
 _BACKOFF: Final = wait_random_exponential(multiplier=2, max=300)
 
@@ -67,32 +70,53 @@ class EscalationRunner:
         self._metrics = metrics
         self._clock = clock
         self._owner = f"escalation-{uuid.uuid4().hex[:12]}"
-        self._sending: set[asyncio.Task[None]] = set()
+        self._sending: dict[int, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._supervisor = asyncio.create_task(self._supervise(), name="escalation-supervisor")
+
+    def wake(self) -> None:
+        """A chain started or stopped (committed): page now rather than at the next poll."""
+        self._wake.set()
 
     async def stop(self) -> None:
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
-        for task in list(self._sending):
+        tasks = list(self._sending.values())
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._sending, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _supervise(self) -> None:
+        # Every poll, and whenever woken (a chain changed, a send finished): advance due
+        # chains and claim due notifications. Leases of sends in flight are renewed on the
+        # clock, so a crash delays the pages it was sending by one lease, not longer.
         period = self._config.remediation.poll_interval.total_seconds()
+        next_renewal = 0.0
         while True:
             try:
+                if time.monotonic() >= next_renewal:
+                    next_renewal = time.monotonic() + LEASE.total_seconds() / 3
+                    await self._db.write(self._renew)
                 await self._db.write(self._advance_due)
                 self._start_sends(await self._db.write(self._claim))
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database may be briefly unreachable; try again
                 log.exception("escalation supervisor: will retry")
-            await asyncio.sleep(period)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(period):
+                    await self._wake.wait()
+            self._wake.clear()
+
+    def _renew(self, conn: Connection) -> None:
+        if self._sending:
+            lease_until = self._clock() + LEASE
+            store.renew_notifications(conn, list(self._sending), self._owner, lease_until)
 
     def _advance_due(self, conn: Connection) -> None:
         now = self._clock()
@@ -113,8 +137,12 @@ class EscalationRunner:
     def _start_sends(self, claimed: list[Any]) -> None:
         for row, notification in claimed:
             task = asyncio.create_task(self._send(row, notification), name=f"notify-{row.id}")
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+            self._sending[row.id] = task
+            task.add_done_callback(functools.partial(self._sent, row.id))
+
+    def _sent(self, notification_id: int, _task: asyncio.Task[None]) -> None:
+        self._sending.pop(notification_id, None)
+        self._wake.set()  # a slot is free, and an acknowledge may wait for this page
 
     async def _send(self, row: Any, notification: Any) -> None:
         channel = self._channels.get(row.channel)

@@ -65,6 +65,7 @@ class IngestResult:
     resolved_incidents: int = 0
     jobs_queued: int = 0
     jobs_cancelled: int = 0
+    escalation_changes: int = 0
 
 
 class _Known(NamedTuple):
@@ -548,6 +549,7 @@ class _Batch:
         store.append_timeline(self.conn, self.timeline)
         for step in self.after_timeline:  # their own timeline entries follow the cause's
             step()
+        self.result.escalation_changes = len(self.after_timeline)
 
     def _maybe_raise(self, incident: _Incident, total: int) -> None:
         threshold = self.config.priorities.raise_after_alerts

@@ -25,9 +25,16 @@ from remediator.store.database import Database
 class IncidentOperations:
     """Human actions on incidents, each recorded with the user who took it."""
 
-    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Callable[[], datetime] = utcnow,
+        on_escalation_change: Callable[[], None] | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
+        # Told after a committed acknowledge/resolve, so the paged channels hear it now.
+        self._on_escalation_change = on_escalation_change
 
     async def acknowledge(self, incident_id: int, user: str, comment: str | None) -> None:
         now = self._clock()
@@ -70,6 +77,8 @@ class IncidentOperations:
             escalation_chain.stop(conn, incident_id, event, message, now)
 
         await self._db.write(transaction)
+        if self._on_escalation_change is not None:
+            self._on_escalation_change()
 
     async def add_note(self, incident_id: int, user: str, text: str) -> None:
         now = self._clock()

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -53,6 +53,7 @@ from remediator.store import jobs as job_store
 from remediator.store.database import Database
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 _S = IncidentState
 # Verification (and escalation after it) only make sense for an incident still in our hands.
@@ -77,6 +78,7 @@ class RemediationRunner:
         metrics: Metrics,
         clock: Callable[[], datetime] = utcnow,
         verifiers: Mapping[str, Verifier] | None = None,
+        on_escalated: Callable[[], None] | None = None,
     ) -> None:
         self._db = db
         self._rules = rules
@@ -90,6 +92,8 @@ class RemediationRunner:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._verifiers = dict(verifiers or {})
         self._checks: set[asyncio.Task[None]] = set()
+        self._on_escalated = on_escalated
+        self._escalated = 0  # counts escalations; a change after a commit wakes paging
         self._supervisor: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -135,9 +139,17 @@ class RemediationRunner:
             self._wake.clear()
 
     async def _sweep_and_renew(self) -> None:
-        self._start_checks(await self._db.write(self._sweep))
+        self._start_checks(await self._write(self._sweep))
         if self._running:
-            await self._db.write(self._renew)
+            await self._write(self._renew)
+
+    async def _write(self, transaction: Callable[[Connection], _T]) -> _T:
+        """A write transaction; once it commits an escalation, paging is woken for it."""
+        before = self._escalated
+        result = await self._db.write(transaction)
+        if self._escalated != before and self._on_escalated is not None:
+            self._on_escalated()
+        return result
 
     async def _claim_and_start(self) -> None:
         free = self._config.workers - len(self._running)
@@ -149,7 +161,7 @@ class RemediationRunner:
         def claim(conn: Connection) -> list[Any]:
             return job_store.claim(conn, self._owner, free, now, lease_until)
 
-        for job in await self._db.write(claim):
+        for job in await self._write(claim):
             task = asyncio.create_task(self._run_job(job), name=f"remediation-job-{job.id}")
             self._running[job.id] = task
             task.add_done_callback(functools.partial(self._job_done, job.id))
@@ -204,7 +216,7 @@ class RemediationRunner:
             log.exception("verification check of incident %s failed unexpectedly", row.id)
             outcome = CheckFailed(f"verifier error: {type(exc).__name__}: {exc}")
         try:
-            await self._db.write(lambda conn: self._checked(conn, row, outcome))
+            await self._write(lambda conn: self._checked(conn, row, outcome))
         except Exception:  # the database: the check runs again at its next time
             log.exception("could not record the verification check of incident %s", row.id)
 
@@ -239,7 +251,7 @@ class RemediationRunner:
         rule = _rule_named(self._rules(), job.rule)
         failure: str | None = None
         try:
-            await self._db.write(lambda conn: self._started(conn, job, rule))
+            await self._write(lambda conn: self._started(conn, job, rule))
             if rule is None:
                 failure = f"rule {job.rule} is no longer loaded; nothing was run"
             else:
@@ -251,7 +263,7 @@ class RemediationRunner:
         except Exception as exc:  # a bug or the database: record it, never lose the job
             log.exception("remediation job %s failed unexpectedly", job.id)
             failure = f"internal error: {type(exc).__name__}: {exc}"
-        await self._db.write(lambda conn: self._finished(conn, job, failure))
+        await self._write(lambda conn: self._finished(conn, job, failure))
 
     async def _run_actions(self, job: Any, rule: CompiledRule) -> str | None:
         """Run the rule's actions in order; the first failure stops them. None = all ok."""
@@ -368,7 +380,7 @@ class RemediationRunner:
             job_store.record_run(conn, row)
             incident_store.append_timeline(conn, [entry])
 
-        await self._db.write(write)
+        await self._write(write)
 
     async def _record_template_error(
         self, job: Any, index: int, action: CompiledAction, exc: TemplateError
@@ -474,6 +486,7 @@ class RemediationRunner:
         )
 
     def _escalate(self, conn: Connection, incident: Any, reason: str, now: datetime) -> None:
+        self._escalated += 1
         self._metrics.incidents_escalated.inc()
         self._transition(conn, incident, _S.escalated, reason)
         rule = _rule_named(self._rules(), incident.rule)

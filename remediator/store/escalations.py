@@ -136,6 +136,20 @@ def claim_notifications(
     return list(conn.execute(claimed.order_by(notifications.c.id)))
 
 
+def renew_notifications(
+    conn: Connection, ids: Sequence[int], owner: str, lease_until: datetime
+) -> None:
+    conn.execute(
+        update(notifications)
+        .where(
+            notifications.c.id.in_(ids),
+            notifications.c.lease_owner == owner,
+            notifications.c.state == SENDING,
+        )
+        .values(lease_expires_at=lease_until)
+    )
+
+
 def update_notification(conn: Connection, notification_id: int, values: dict[str, Any]) -> None:
     conn.execute(
         update(notifications).where(notifications.c.id == notification_id).values(**values)

@@ -282,3 +282,23 @@ async def test_pagerduty_webhooks_acknowledge_and_resolve_the_incident(
         "acknowledge",
         "resolve",
     ]
+
+
+async def test_pages_go_out_when_the_incident_escalates_not_at_the_next_poll(
+    aiohttp_client: Any,
+    db_url: str,
+    tmp_path: Path,
+    deployer: tuple[Deployer, str],
+    pagerduty: PagerDuty,
+) -> None:
+    """With a 30 s poll, only wake-ups (job queued, escalated, acknowledged) can page in time."""
+    service, base = deployer
+    service.statuses = [404]
+    config = settings(pagerduty) | {"remediation": {"poll_interval": "30s"}}
+    client = await start(aiohttp_client, db_url, tmp_path, rules(base), **config)
+    await client.post(WEBHOOK, json=disk_alert("firing"))
+    [trigger] = await pd_events(pagerduty, 1, wait_s=10)
+    incident_id = int(trigger["dedup_key"].removeprefix("remediator-"))
+    await client.post(f"/api/v1/incidents/{incident_id}/ack", json={})
+    ack = (await pd_events(pagerduty, 2, wait_s=10))[1]
+    assert ack["event_action"] == "acknowledge"

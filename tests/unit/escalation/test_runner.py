@@ -219,6 +219,12 @@ async def test_retryable_failures_wait_for_retry_after_then_succeed(
         return len(channels["chat"].sent) == 1
 
     await eventually(delivered, "the retry")
+
+    async def recorded() -> bool:  # the channel has it; its row follows in a moment
+        [row] = await notifications(database, incident_id)
+        return bool(row.state == "sent")
+
+    await eventually(recorded, "the retry recorded")
     [row] = await notifications(database, incident_id)
     assert (row.state, row.attempts, row.reference) == ("sent", 2, "ref-1")
     messages = [
