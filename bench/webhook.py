@@ -1286,6 +1286,14 @@ def _parser() -> argparse.ArgumentParser:
         "(bench.playbook_latency) with this many pairs; 0 skips it (default 5)",
     )
     parser.add_argument(
+        "--escalation-incidents",
+        type=int,
+        default=50,
+        help="then time a failed verification -> each channel's page and kill -9 a chain of "
+        "1,000 incidents (bench.escalation) with this many incidents per latency run; 0 skips "
+        "it (default 50)",
+    )
+    parser.add_argument(
         "--memory-timeout",
         type=float,
         default=600.0,
@@ -1335,6 +1343,8 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error("--duration, --rate and --memory-timeout must be positive")
     if args.concurrency < 1 or args.incidents < 0 or args.playbook_runs < 0:
         parser.error("--concurrency must be >= 1, --incidents and --playbook-runs >= 0")
+    if args.escalation_incidents < 0:
+        parser.error("--escalation-incidents must be >= 0")
     if args.fingerprints < 100:
         parser.error("--fingerprints must be >= 100")
     if not 0 <= args.duplicates < 1:
@@ -1378,6 +1388,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(latency_table, flush=True)
         if status in (130, 143):  # interrupted or terminated
+            return status
+        data["failed"] |= status != 0
+    if args.escalation_incidents > 0:
+        from bench import escalation  # it imports this module: not at the top
+
+        arguments = ["--incidents", str(args.escalation_incidents)]
+        status, escalation_table, data["escalation"] = escalation.report(arguments, command)
+        print(escalation_table, flush=True)
+        if status in (130, 143):
             return status
         data["failed"] |= status != 0
     if args.json:
