@@ -434,3 +434,74 @@ async def test_the_next_page_carries_what_fixed_the_last_incident(
 
 async def _triggers(channel: RecordingChannel, count: int) -> bool:
     return len([n for n in channel.sent if n.event == "trigger"]) == count
+
+
+class HangingChannel(RecordingChannel):
+    """A channel whose service never answers (until the runner gives up on it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = 0
+
+    async def send(self, notification: Notification) -> DeliveryResult:
+        self.started += 1
+        await asyncio.sleep(3600)
+        return await super().send(notification)
+
+
+BOTH_AT_ONCE = {"steps": [{"notify": ["chat", "pager"]}]}
+
+
+async def test_a_hanging_channel_does_not_hold_up_another(
+    escalate: Start, channels: dict[str, RecordingChannel]
+) -> None:
+    hanging = HangingChannel()
+    channels["chat"] = hanging
+    await escalate(BOTH_AT_ONCE)
+    await eventually(lambda: _sent(channels["pager"], 1), "the other channel's page")
+    assert hanging.started == 1
+    assert hanging.sent == []
+
+
+async def test_a_send_cut_off_by_a_crash_is_sent_again_by_another_process_once(
+    database: Database,
+    db_url: str,
+    tmp_path: Path,
+    clock: Clock,
+) -> None:
+    """The outbox survives a crash: the lapsed lease hands the page to the next runner."""
+    settings = config(db_url, BOTH_AT_ONCE)
+    (tmp_path / "rules.yml").write_text("rules: []\n")
+    rules = load_rule_set([str(tmp_path / "rules.yml")], tmp_path)
+    intake = IncidentIntake(database, lambda: rules, settings, clock)
+    await intake.ingest(
+        events_from(WebhookBody.model_validate(load_fixture("diskfill-firing.json")))
+    )
+    hanging, pager = HangingChannel(), RecordingChannel()
+    crashed = EscalationRunner(
+        database, settings, {"chat": hanging, "pager": pager}, Metrics(), clock
+    )
+    crashed.start()
+    await eventually(lambda: _started(hanging), "the send that will be cut off")
+    await eventually(lambda: _sent(pager, 1), "the other page")
+    await crashed.stop()  # like a crash: the chat row stays `sending`, under its lease
+
+    chat, pager_after = RecordingChannel(), RecordingChannel()
+    successor = EscalationRunner(
+        database, settings, {"chat": chat, "pager": pager_after}, Metrics(), clock
+    )
+    successor.start()
+    try:
+        await asyncio.sleep(0.3)
+        assert chat.sent == []  # the lease still holds
+        clock.advance(seconds=31)
+        await eventually(lambda: _sent(chat, 1), "the page after the lease lapsed")
+        await asyncio.sleep(0.3)
+    finally:
+        await successor.stop()
+    assert len(chat.sent) == 1
+    assert pager_after.sent == []  # what was sent is not sent again
+
+
+async def _started(channel: HangingChannel) -> bool:
+    return channel.started == 1
