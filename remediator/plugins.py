@@ -35,7 +35,8 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -78,6 +79,7 @@ __all__ = [
     "channel_plugins",
     "executor_plugins",
     "read_secret",
+    "retry_after_seconds",
     "verifier_plugins",
 ]
 
@@ -371,6 +373,24 @@ class ChannelPlugin:
     """Validates `channels.<name>` without its `type` key; must forbid unknown keys."""
     create: Callable[[BaseModel], Channel]
     description: str = ""
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """A `Retry-After` header in seconds: delay-seconds (digits only) or an HTTP date, as RFC
+    9110 defines it; a date in the past is 0; anything else is None (the core's own backoff
+    decides). For `DeliveryFailed(retry_after=…)`."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def read_secret(

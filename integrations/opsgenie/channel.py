@@ -11,7 +11,6 @@ import json
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -25,6 +24,7 @@ from remediator.plugins import (
     KnownResolution,
     Notification,
     PluginError,
+    retry_after_seconds,
 )
 
 from .model import OpsgenieSettings
@@ -37,7 +37,6 @@ __all__ = [
     "build_action",
     "build_alert",
     "create",
-    "parse_retry_after",
 ]
 
 # Limits from the Alert API documentation.
@@ -171,22 +170,6 @@ def build_action(notification: Notification, settings: OpsgenieSettings) -> dict
     return body
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdecimal():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def _json_object(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -269,7 +252,11 @@ class OpsgenieChannel:
                 url, data=data, headers=headers, allow_redirects=False
             ) as response:
                 text = await _read_text(response)
-                return response.status, text, parse_retry_after(response.headers.get("Retry-After"))
+                return (
+                    response.status,
+                    text,
+                    retry_after_seconds(response.headers.get("Retry-After")),
+                )
         except TimeoutError:
             seconds = self._settings.timeout.total_seconds()
             summary = f"{label} → timed out after {seconds:g}s"

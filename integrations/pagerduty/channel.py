@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 import aiohttp
@@ -24,6 +23,7 @@ from remediator.plugins import (
     KnownResolution,
     Notification,
     PluginError,
+    retry_after_seconds,
 )
 
 from .model import PagerDutySettings
@@ -36,7 +36,6 @@ __all__ = [
     "build_event",
     "create",
     "encode_event",
-    "parse_retry_after",
 ]
 
 # Limits from the Events API v2 documentation.
@@ -191,22 +190,6 @@ def encode_event(event: Mapping[str, Any]) -> bytes:
     return _dumps({**event, "payload": {**event["payload"], "custom_details": slim}})
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdecimal():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def _json_object(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -286,7 +269,11 @@ class PagerDutyChannel:
                 self._settings.url, data=body, headers=_HEADERS, allow_redirects=False
             ) as response:
                 text = await _read_text(response)
-                return response.status, text, parse_retry_after(response.headers.get("Retry-After"))
+                return (
+                    response.status,
+                    text,
+                    retry_after_seconds(response.headers.get("Retry-After")),
+                )
         except TimeoutError:
             seconds = self._settings.timeout.total_seconds()
             raise DeliveryFailed(

@@ -13,20 +13,24 @@ only its host does.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Final
 
 import aiohttp
 from pydantic import BaseModel
 from yarl import URL
 
-from remediator.plugins import DeliveryFailed, DeliveryResult, Notification, PluginError
+from remediator.plugins import (
+    DeliveryFailed,
+    DeliveryResult,
+    Notification,
+    PluginError,
+    retry_after_seconds,
+)
 
 from .message import build_message
 from .model import SlackSettings
 
-__all__ = ["SlackChannel", "create", "retry_after_seconds"]
+__all__ = ["SlackChannel", "create"]
 
 _USER_AGENT: Final = "remediator"
 _SHOWN_BODY_CHARS: Final = 200
@@ -42,24 +46,6 @@ _HINTS: Final = {
     "channel_not_found": "the webhook's channel was deleted; create a new webhook",
     "channel_is_archived": "the webhook's channel is archived; unarchive it or use another",
 }
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """A `Retry-After` header (delay seconds or an HTTP date) in seconds; None if unusable."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    return max(seconds, 0.0) if seconds == seconds else None  # NaN is not a delay
 
 
 class SlackChannel:

@@ -13,42 +13,28 @@ The URL's `sig` query parameter is a credential: summaries show the URL's host o
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 import aiohttp
 from pydantic import BaseModel
 from yarl import URL
 
-from remediator.plugins import DeliveryFailed, DeliveryResult, Notification, PluginError
+from remediator.plugins import (
+    DeliveryFailed,
+    DeliveryResult,
+    Notification,
+    PluginError,
+    retry_after_seconds,
+)
 
 from .card import build_message
 from .model import TeamsSettings
 
-__all__ = ["TeamsChannel", "create", "retry_after_seconds"]
+__all__ = ["TeamsChannel", "create"]
 
 _USER_AGENT: Final = "remediator"
 _SHOWN_ERROR_CHARS: Final = 300
 _RUN_ID_HEADER: Final = "x-ms-workflow-run-id"
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """A `Retry-After` header (delay seconds or an HTTP date) in seconds; None if unusable."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    return max(seconds, 0.0) if seconds == seconds else None  # NaN is not a delay
 
 
 class TeamsChannel:

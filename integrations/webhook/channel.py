@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 import aiohttp
@@ -25,6 +24,7 @@ from remediator.plugins import (
     Notification,
     PluginError,
     read_secret,
+    retry_after_seconds,
 )
 
 from .model import WebhookSettings
@@ -99,22 +99,6 @@ def payload(notification: Notification, delivery_id: str, sent_at: datetime) -> 
     }
 
 
-def retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP-date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None  # unreadable: the core's own backoff decides
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, moment.timestamp() - now)
-
-
 class WebhookChannel:
     """Delivers notifications to one webhook URL; one aiohttp session for all sends."""
 
@@ -181,7 +165,10 @@ class WebhookChannel:
                 # Enough of an error body to explain it; the rest is not worth waiting for.
                 text = (await response.content.read(_READ_BYTES)).decode("utf-8", "replace")
                 status, reason = response.status, response.reason or ""
-                wait = retry_after(response.headers.get("Retry-After"), self._clock())
+                wait = retry_after_seconds(
+                    response.headers.get("Retry-After"),
+                    datetime.fromtimestamp(self._clock(), UTC),
+                )
         except TimeoutError:
             seconds = self._settings.timeout.total_seconds()
             raise DeliveryFailed(

@@ -199,4 +199,5 @@ def _retry_delay(attempt: int, retry_after: float | None) -> float:
     """Exponential backoff with jitter (tenacity's), or the receiver's Retry-After if longer."""
     state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
     state.attempt_number = attempt
-    return max(float(_BACKOFF(state)), retry_after or 0.0)
+    # A receiver's Retry-After is honoured up to an hour: a page is no use days late.
+    return max(float(_BACKOFF(state)), min(retry_after or 0.0, 3600.0))

@@ -11,7 +11,6 @@ from typing import Any
 import aiohttp
 import pytest
 from remediator_integrations.opsgenie import PLUGIN, OpsgenieChannel, OpsgenieSettings
-from remediator_integrations.opsgenie.channel import parse_retry_after
 
 from remediator.plugins import (
     AttemptSummary,
@@ -444,11 +443,6 @@ async def test_concurrent_sends_share_one_session_and_close_reopens(
         f"remediator-{i}" for i in range(20)
     )
     assert opsgenie.accepted[20].action == "close"
-
-
-@pytest.mark.parametrize(("header", "seconds"), [(None, None), ("30", 30.0), ("later", None)])
-def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
-    assert parse_retry_after(header) == seconds
 
 
 # -- the contract server itself: a lenient fake would make the tests above meaningless ----

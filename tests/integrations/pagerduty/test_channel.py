@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from remediator_integrations.pagerduty import PLUGIN, PagerDutyChannel, PagerDutySettings
-from remediator_integrations.pagerduty.channel import MAX_EVENT_BYTES, parse_retry_after
+from remediator_integrations.pagerduty.channel import MAX_EVENT_BYTES
 
 from remediator.plugins import (
     AttemptSummary,
@@ -429,22 +428,6 @@ async def test_concurrent_sends_share_one_session_and_close_reopens(
 
     keys = sorted(event["dedup_key"] for event in pagerduty.accepted)
     assert keys == sorted([f"remediator-{i}" for i in range(20)] + ["remediator-7"])
-
-
-@pytest.mark.parametrize(
-    ("header", "seconds"),
-    [(None, None), ("12", 12.0), (" 0 ", 0.0), ("soon", None), ("-3", None)],
-)
-def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
-    assert parse_retry_after(header) == seconds
-
-
-def test_parse_retry_after_http_date() -> None:
-    later = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
-    seconds = parse_retry_after(later)
-    assert seconds is not None
-    assert 110 < seconds <= 120
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
 
 
 # -- the contract server itself: a lenient fake would make the tests above meaningless ----

@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from remediator_integrations.slack import SlackChannel
-from remediator_integrations.slack.channel import retry_after_seconds
 from remediator_integrations.slack.message import MAX_BLOCKS, build_message
 
 from remediator.plugins import AttemptSummary, DeliveryFailed, KnownResolution
@@ -413,14 +412,3 @@ async def test_webhook_url_is_read_at_send_time(
     monkeypatch.setenv("SLACK_URL", slack.url)
     await make_channel(webhook_url_env="SLACK_URL").send(notification())
     assert len(slack.received) == 2
-
-
-def test_retry_after_forms() -> None:
-    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-    later = (now + timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S GMT")
-    assert retry_after_seconds("12", now) == 12.0
-    assert retry_after_seconds(later, now) == 90.0
-    assert retry_after_seconds("Mon, 01 Jan 2024 00:00:00 GMT", now) == 0.0
-    assert retry_after_seconds("soon", now) is None
-    assert retry_after_seconds(None, now) is None
-    assert retry_after_seconds("-5", now) == 0.0

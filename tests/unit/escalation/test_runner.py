@@ -484,6 +484,12 @@ async def test_a_send_cut_off_by_a_crash_is_sent_again_by_another_process_once(
     crashed.start()
     await eventually(lambda: _started(hanging), "the send that will be cut off")
     await eventually(lambda: _sent(pager, 1), "the other page")
+
+    async def pager_recorded() -> bool:  # else it too would be in flight at the crash
+        rows = await database.read(lambda conn: store.notifications_of(conn, 1))
+        return any(row.channel == "pager" and row.state == "sent" for row in rows)
+
+    await eventually(pager_recorded, "the other page recorded")
     await crashed.stop()  # like a crash: the chat row stays `sending`, under its lease
 
     chat, pager_after = RecordingChannel(), RecordingChannel()
