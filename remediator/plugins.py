@@ -40,9 +40,10 @@ from email.utils import parsedate_to_datetime
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, Self, TypeVar, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from yarl import URL
 
 from remediator.durations import Duration
 from remediator.errors import RemediatorError
@@ -76,7 +77,9 @@ __all__ = [
     "TemplateStr",
     "Verifier",
     "VerifierPlugin",
+    "WebhookUrlSettings",
     "channel_plugins",
+    "checked_http_url",
     "executor_plugins",
     "read_secret",
     "retry_after_seconds",
@@ -416,6 +419,62 @@ def read_secret(
         except OSError as error:
             raise PluginError(f"{what}_file: cannot read {file}: {error.strerror}") from None
     return inline
+
+
+def checked_http_url(value: str, key: str, hint: str) -> URL:
+    """`value` as an http(s) URL kept byte for byte as issued (tokens and signatures in its
+    path or query stay intact); ValueError naming `key` and `hint`, never the URL itself,
+    which may be a credential."""
+    try:
+        url = URL(value.strip(), encoded=True)
+        valid = url.scheme in ("http", "https") and bool(url.host) and url.port is not None
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValueError(f"{key} is not an http(s) URL; {hint}")
+    return url
+
+
+class WebhookUrlSettings(BaseModel):
+    """Settings of a channel that posts to a secret webhook URL (Slack, Teams): exactly one
+    of `webhook_url`, `webhook_url_env`, `webhook_url_file`, and a timeout. Subclasses set
+    `url_hint`, the advice shown when the URL is not one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    url_hint: ClassVar[str] = "use the webhook URL the service shows"
+
+    webhook_url: SecretStr | None = None
+    """The webhook URL itself; it is a credential, so prefer webhook_url_env or _file."""
+    webhook_url_env: str | None = None
+    """Name of an environment variable holding the webhook URL."""
+    webhook_url_file: Path | None = None
+    """A file holding the webhook URL, read at every send (a rotated URL takes effect)."""
+    timeout: Duration = timedelta(seconds=10)
+    """Limit for one POST, connect to last byte; a timeout is retried."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        given = [self.webhook_url, self.webhook_url_env, self.webhook_url_file]
+        if sum(value is not None for value in given) != 1:
+            raise ValueError("give exactly one of webhook_url, webhook_url_env, webhook_url_file")
+        if self.webhook_url is not None:
+            checked_http_url(self.webhook_url.get_secret_value(), "webhook_url", self.url_hint)
+        if self.timeout <= timedelta(0):
+            raise ValueError("timeout must be positive")
+        return self
+
+    def url(self) -> URL:
+        """The webhook URL as of now; PluginError naming the key when it is missing or bad."""
+        inline = self.webhook_url.get_secret_value() if self.webhook_url else None
+        value = read_secret("webhook_url", inline, self.webhook_url_env, self.webhook_url_file)
+        if not value:
+            raise PluginError("webhook_url: the secret is empty")
+        key = "webhook_url" + ("_env" if self.webhook_url_env else "")
+        key += "_file" if self.webhook_url_file else ""
+        try:
+            return checked_http_url(value, key, self.url_hint)
+        except ValueError as error:
+            raise PluginError(str(error)) from None
 
 
 # -- verifiers ------------------------------------------------------------------------------

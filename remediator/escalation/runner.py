@@ -92,15 +92,19 @@ class EscalationRunner:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _supervise(self) -> None:
-        # Every poll, and whenever woken (a chain changed, a send finished): advance due
-        # chains and claim due notifications. Leases of sends in flight are renewed on the
-        # clock, so a crash delays the pages it was sending by one lease, not longer.
+        # On the clock: record SLA breaches and renew the leases of sends in flight (so a
+        # crash delays its pages by one lease, not longer). Every poll and whenever woken
+        # (a chain changed, a send finished): advance due chains, claim due notifications.
         period = self._config.remediation.poll_interval.total_seconds()
-        next_renewal = 0.0
+        next_sweep = next_renewal = 0.0
         while True:
             try:
-                if time.monotonic() >= next_renewal:
-                    next_renewal = time.monotonic() + LEASE.total_seconds() / 3
+                now = time.monotonic()
+                if now >= next_sweep:
+                    next_sweep = now + period
+                    await self._db.write(self._record_breaches)
+                if now >= next_renewal:
+                    next_renewal = now + LEASE.total_seconds() / 3
                     await self._db.write(self._renew)
                 await self._db.write(self._advance_due)
                 self._start_sends(await self._db.write(self._claim))
@@ -118,11 +122,14 @@ class EscalationRunner:
             lease_until = self._clock() + LEASE
             store.renew_notifications(conn, list(self._sending), self._owner, lease_until)
 
-    def _advance_due(self, conn: Connection) -> None:
+    def _record_breaches(self, conn: Connection) -> None:
         now = self._clock()
         for incident, kind in incident_store.claim_sla_breaches(conn, now, 100):
             self._metrics.sla_breaches.labels(incident.priority, kind).inc()
             chains.breach(conn, incident, kind, self._config.escalation, now)
+
+    def _advance_due(self, conn: Connection) -> None:
+        now = self._clock()
         for chain in store.claim_due(conn, now, 100, now + LEASE):
             chains.advance(conn, chain, self._config.escalation, now)
 

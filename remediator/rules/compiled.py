@@ -76,7 +76,6 @@ class CompiledRule:
     runbook: str | None
     continue_: bool
     dry_run: bool | None
-    verify_resolved_within: timedelta | None
     escalate_policy: str | None
     source: str
     per: str = "alert"
@@ -154,7 +153,6 @@ def compile_rule(rule: Rule, source: str) -> CompiledRule:
         runbook=rule.runbook,
         continue_=rule.continue_,
         dry_run=rule.dry_run,
-        verify_resolved_within=rule.verify.resolved_within if rule.verify else None,
         escalate_policy=rule.escalate.policy if rule.escalate else None,
         source=source,
         per=rule.per,

@@ -63,7 +63,8 @@ def test_compile_rule_carries_every_field() -> None:
     assert compiled.group_by == ("instance",)
     assert compiled.priority is Priority.P1
     assert compiled.title == Template("{{ labels.instance }}")
-    assert compiled.verify_resolved_within == timedelta(minutes=10)
+    assert compiled.verify is not None
+    assert compiled.verify.resolved_within == timedelta(minutes=10)
     assert compiled.escalate_policy == "storage"
     assert (compiled.runbook, compiled.continue_, compiled.dry_run) == ("df -h", True, True)
     assert compiled.source == "rules.yml:4"
