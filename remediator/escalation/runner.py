@@ -102,12 +102,15 @@ class EscalationRunner:
                 now = time.monotonic()
                 if now >= next_sweep:
                     next_sweep = now + period
-                    await self._db.write(self._record_breaches)
-                if now >= next_renewal:
+                    if await self._db.read(self._breach_due):
+                        await self._db.write(self._record_breaches)
+                if now >= next_renewal and self._sending:
                     next_renewal = now + LEASE.total_seconds() / 3
                     await self._db.write(self._renew)
-                await self._db.write(self._advance_due)
-                self._start_sends(await self._db.write(self._claim))
+                # Reads first: an idle runner never takes the write lock intake needs.
+                if await self._db.read(self._work_due):
+                    await self._db.write(self._advance_due)
+                    self._start_sends(await self._db.write(self._claim))
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database may be briefly unreachable; try again
@@ -116,6 +119,12 @@ class EscalationRunner:
                 async with asyncio.timeout(period):
                     await self._wake.wait()
             self._wake.clear()
+
+    def _breach_due(self, conn: Connection) -> bool:
+        return incident_store.sla_breach_due(conn, self._clock())
+
+    def _work_due(self, conn: Connection) -> bool:
+        return store.work_due(conn, self._clock())
 
     def _renew(self, conn: Connection) -> None:
         if self._sending:

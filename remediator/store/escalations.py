@@ -59,6 +59,21 @@ def start(conn: Connection, incident_id: int, policy: str, reason: str, now: dat
     return int(key[0])
 
 
+def work_due(conn: Connection, now: datetime) -> bool:
+    """Whether a chain step or a notification is due: a read, so an idle service asks it
+    without taking the write lock that intake needs."""
+    chain = select(escalations.c.id).where(
+        escalations.c.state == ACTIVE, escalations.c.next_at <= now
+    )
+    page = select(notifications.c.id).where(
+        or_(
+            (notifications.c.state == PENDING) & (notifications.c.next_at <= now),
+            (notifications.c.state == SENDING) & (notifications.c.lease_expires_at < now),
+        )
+    )
+    return bool(conn.execute(chain.limit(1)).first() or conn.execute(page.limit(1)).first())
+
+
 def claim_due(conn: Connection, now: datetime, limit: int, hold_until: datetime) -> list[Any]:
     """Active chains whose next step is due; each is held until `hold_until` (its lease)."""
     due = (

@@ -242,6 +242,18 @@ def claim_promql_checks(
     return rows
 
 
+def sla_breach_due(conn: Connection, now: datetime) -> bool:
+    """Whether `claim_sla_breaches` would find anything (a read: no write lock when idle)."""
+    c = incidents.c
+    ack = (c.ack_breached_at.is_(None), c.acknowledged_at.is_(None), c.ack_due_at < now)
+    resolve = (c.resolve_breached_at.is_(None), c.resolve_due_at < now)
+    for conditions in (ack, resolve):
+        stmt = select(c.id).where(*conditions, c.resolved_at.is_(None)).limit(1)
+        if conn.execute(stmt).first() is not None:
+            return True
+    return False
+
+
 def claim_sla_breaches(conn: Connection, now: datetime, limit: int) -> list[tuple[Any, str]]:
     """Unresolved incidents past their acknowledgement or resolution due time, not yet
     recorded as breached: (incident, "acknowledge" | "resolve"). Each is marked breached in
