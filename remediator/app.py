@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from remediator import appkeys
-from remediator.api import channels, incidents, links, ops, rules
+from remediator.api import channels, guards, incidents, links, ops, rules
 from remediator.api.auth import Authenticator, auth_middleware
 from remediator.api.errors import error_middleware
 from remediator.api.openapi import openapi_json
@@ -73,6 +73,14 @@ def _routes(app: web.Application) -> None:
     app.router.add_get(r"/api/v1/incidents/{id:\d+}/ack-link", links.ack_link_page)
     app.router.add_post(r"/api/v1/incidents/{id:\d+}/ack-link", links.ack_link)
     app.router.add_post("/api/v1/channels/{name}/events", channels.channel_events)
+    app.router.add_get("/api/v1/guards", guards.get_guards)
+    app.router.add_post("/api/v1/guards/pause", guards.pause)
+    app.router.add_post("/api/v1/guards/resume", guards.resume)
+    app.router.add_post("/api/v1/guards/breakers/{rule}/close", guards.close_breaker)
+    app.router.add_post(r"/api/v1/jobs/{id:\d+}/approve", guards.approve)
+    app.router.add_post(r"/api/v1/jobs/{id:\d+}/reject", guards.reject)
+    app.router.add_get(r"/api/v1/jobs/{id:\d+}/approval-link", links.approval_link_page)
+    app.router.add_post(r"/api/v1/jobs/{id:\d+}/approval-link", links.approval_link)
     app.router.add_get("/api/v1/rules", rules.list_rules)
     app.router.add_get("/api/v1/openapi.json", openapi_json)
     app.router.add_post("/-/reload", ops.reload)

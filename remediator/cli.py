@@ -16,6 +16,7 @@ from aiohttp import web
 from remediator import __version__
 from remediator.config import CONFIG_ENV, Config, load_config
 from remediator.errors import FileProblemsError, Problem
+from remediator.guards import cli as guards_cli
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print a JSON Schema for editors")
     schema.add_argument("which", nargs="?", choices=["rules", "config"], default="rules")
     schema.set_defaults(func=_schema)
+
+    guards_cli.add_parser(sub)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(required=True, metavar="action")
@@ -131,7 +134,7 @@ def _test(args: argparse.Namespace) -> int:
 
     # The config only decides priorities (severity map, default); without one, defaults.
     config = _load(args) if args.config or os.environ.get(CONFIG_ENV) else Config()
-    report = run_rule_tests(args.test_files, config.priorities)
+    report = run_rule_tests(args.test_files, config.priorities, config.guards)
     for failure in report.failures:
         print(failure, file=sys.stderr)
     failed = len({(f.file, f.line) for f in report.failures})

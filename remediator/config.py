@@ -25,6 +25,8 @@ from pydantic import (
 
 from remediator.durations import Duration
 from remediator.errors import ConfigError, Problem
+from remediator.guards.spec import GuardDefaults
+from remediator.guards.windows import MaintenanceWindow
 from remediator.incidents.priority import DEFAULT_SEVERITY_MAP, Priority
 from remediator.rules.problems import validation_problems, yaml_problem
 from remediator.yaml_lines import YamlDocument, parse_yaml
@@ -303,6 +305,13 @@ class EscalationConfig(_Strict):
         return self
 
 
+class GuardsConfig(GuardDefaults):
+    """`guards:`: defaults for every rule's guards, and the service-wide maintenance windows."""
+
+    maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list)
+    """Times when automation does not act (alerts still open incidents and escalate)."""
+
+
 class Config(_Strict):
     """The whole service configuration."""
 
@@ -327,6 +336,7 @@ class Config(_Strict):
         "{type: slack, webhook_url_env: SLACK_WEBHOOK_URL}",
     )
     escalation: EscalationConfig = EscalationConfig()
+    guards: GuardsConfig = GuardsConfig()
     verifiers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="settings of each verification kind, e.g. promql: {url: "

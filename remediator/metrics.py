@@ -55,6 +55,31 @@ class Metrics:
             ["priority"],
             registry=r,
         )
+        self.guard_decisions = Counter(
+            "remediator_guard_decisions_total",
+            "Guard decisions on remediations: which guard, for which rule, allowed, blocked or "
+            "pending (waiting for approval).",
+            ["guard", "rule", "decision"],
+            registry=r,
+        )
+        self.breaker_opened = Counter(
+            "remediator_circuit_breaker_opened_total",
+            "Times a rule's circuit breaker opened (its automation stopped).",
+            ["rule"],
+            registry=r,
+        )
+        self.breaker_open = Gauge(
+            "remediator_circuit_breaker_open",
+            "1 while a rule's circuit breaker is open or half-open (read from the database at "
+            "scrape).",
+            ["rule"],
+            registry=r,
+        )
+        self.automation_paused = Gauge(
+            "remediator_automation_paused",
+            "1 while the global pause (kill switch) is on (read from the database at scrape).",
+            registry=r,
+        )
         self.incidents_open = Gauge(
             "remediator_incidents_open",
             "Unresolved incidents, by state and priority (read from the database at scrape).",

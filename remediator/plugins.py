@@ -296,6 +296,9 @@ class Notification:
     """Stable across retries of this notification: receivers can recognise a retry."""
     known_resolutions: tuple[KnownResolution, ...] = ()
     """What fixed earlier incidents like this one, newest first (triggers only)."""
+    approval_url: str | None = None
+    """A signed, expiring link to approve or reject the remediation that waits for a human
+    (triggers of an approval request only), when links are configured."""
 
 
 @dataclass(frozen=True, slots=True)

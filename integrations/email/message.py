@@ -58,6 +58,8 @@ def _facts(n: Notification) -> list[tuple[str, str]]:
 
 def _links(n: Notification) -> list[tuple[str, str]]:
     links = [("Open the incident", n.incident_url)]
+    if n.approval_url:
+        links.append(("Approve or reject the remediation", n.approval_url))
     if n.acknowledge_url:
         links.append(("Acknowledge", n.acknowledge_url))
     if n.runbook:

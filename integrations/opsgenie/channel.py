@@ -90,6 +90,8 @@ def _description(notification: Notification) -> str:
     ]
     if notification.runbook:
         lines.append(f"Runbook: {notification.runbook}")
+    if notification.approval_url:
+        lines.append(f"Approve or reject the remediation: {notification.approval_url}")
     if notification.acknowledge_url:
         lines.append(f"Acknowledge in remediator: {notification.acknowledge_url}")
     if notification.known_resolutions:

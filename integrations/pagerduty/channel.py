@@ -127,6 +127,8 @@ def _links(notification: Notification) -> list[dict[str, str]]:
     links = []
     if _is_url(notification.incident_url):
         links.append({"href": notification.incident_url, "text": "Incident in remediator"})
+    if notification.approval_url and _is_url(notification.approval_url):
+        links.append({"href": notification.approval_url, "text": "Approve or reject remediation"})
     if notification.acknowledge_url and _is_url(notification.acknowledge_url):
         # PagerDuty's own Acknowledge reaches remediator only with webhooks; this link always.
         links.append({"href": notification.acknowledge_url, "text": "Acknowledge in remediator"})

@@ -213,6 +213,9 @@ def _runbook(runbook: str | None) -> list[Block]:
 
 def _actions(notification: Notification) -> list[Block]:
     buttons: list[Block] = []
+    approval = _link_url(notification.approval_url)
+    if notification.event == "trigger" and approval is not None:
+        buttons.append(_button("Approve or reject", approval, "approve", style="primary"))
     acknowledge = _link_url(notification.acknowledge_url)
     if notification.event == "trigger" and acknowledge is not None:
         buttons.append(_button("Acknowledge", acknowledge, "acknowledge", style="primary"))

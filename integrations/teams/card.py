@@ -201,6 +201,9 @@ def _runbook(runbook: str | None, budget: _Budget) -> list[Element]:
 
 def _actions(notification: Notification) -> list[Element]:
     actions: list[Element] = []
+    approval = _link_url(notification.approval_url)
+    if notification.event == "trigger" and approval is not None:
+        actions.append({"type": "Action.OpenUrl", "title": "Approve or reject", "url": approval})
     acknowledge = _link_url(notification.acknowledge_url)
     if notification.event == "trigger" and acknowledge is not None:
         actions.append(

@@ -74,6 +74,7 @@ def payload(notification: Notification, delivery_id: str, sent_at: datetime) -> 
             "opened_at": _iso(n.opened_at),
             "url": n.incident_url,
             "acknowledge_url": n.acknowledge_url,
+            "approval_url": n.approval_url,
         },
         "attempts": [
             {

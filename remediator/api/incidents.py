@@ -162,19 +162,19 @@ def _remediation(conn: Connection, incident_id: int) -> list[RemediationJob]:
 
 @requires(Role.operator)
 async def acknowledge(request: web.Request) -> web.Response:
-    comment = (await _parse(request, AckRequest)).comment
+    comment = (await parse_body(request, AckRequest)).comment
     return await _operate(request, lambda ops, i, user: ops.acknowledge(i, user, comment))
 
 
 @requires(Role.operator)
 async def resolve(request: web.Request) -> web.Response:
-    reason = (await _parse(request, ResolveRequest)).reason
+    reason = (await parse_body(request, ResolveRequest)).reason
     return await _operate(request, lambda ops, i, user: ops.resolve(i, user, reason))
 
 
 @requires(Role.operator)
 async def add_note(request: web.Request) -> web.Response:
-    text = (await _parse(request, NoteRequest)).text
+    text = (await parse_body(request, NoteRequest)).text
     response = await _operate(request, lambda ops, i, user: ops.add_note(i, user, text))
     if response.status == 200:
         response.set_status(201)
@@ -200,7 +200,8 @@ async def _operate(request: web.Request, operation: Operation) -> web.Response:
     return await get_incident(request)
 
 
-async def _parse(request: web.Request, model: type[M]) -> M:
+async def parse_body(request: web.Request, model: type[M]) -> M:
+    """The request's JSON body as `model` (an empty body is `{}`); 400 naming the field."""
     raw = await request.read()
     try:
         return model.model_validate_json(raw or b"{}")

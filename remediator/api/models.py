@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from remediator.durations import Duration
+
 
 class _Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -83,12 +85,18 @@ class RemediationJob(_Out):
     id: int
     rule: str
     fingerprint: str
-    state: str = Field(description="queued, running, succeeded, failed, cancelled, interrupted")
+    state: str = Field(
+        description="queued, awaiting_approval, running, succeeded, failed, cancelled, "
+        "interrupted, blocked (by a guard), rejected (approval refused or not given)"
+    )
     dry_run: bool
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     outcome: str | None
+    approval_due_at: datetime | None = None
+    approved_by: str | None = None
+    approved_at: datetime | None = None
     runs: list[ActionRun] = Field(default_factory=list)
 
 
@@ -164,6 +172,19 @@ class ResolveRequest(BaseModel):
 class NoteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=20000)
+
+
+class PauseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=4000, description="why; shown everywhere")
+    duration: Duration | None = Field(
+        None, alias="for", description="resume by itself after this long, e.g. 2h"
+    )
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(None, max_length=4000)
 
 
 class RuleSummary(BaseModel):

@@ -46,7 +46,7 @@ def _body(name: str, required: bool = False) -> dict[str, Any]:
     return {"required": required, "content": {"application/json": {"schema": _ref(name)}}}
 
 
-def _ack_link() -> dict[str, Any]:
+def _ack_link(what: str = "acknowledge", does: str = "Acknowledge") -> dict[str, Any]:
     """The signed link in pages: no token; its signature and expiry are the credential."""
     params = [
         _ID,
@@ -65,8 +65,65 @@ def _ack_link() -> dict[str, Any]:
         }
 
     return {
-        "get": operation("Confirmation page of a signed acknowledge link", "the page"),
-        "post": operation("Acknowledge through a signed link", "acknowledged"),
+        "get": operation(f"Confirmation page of a signed {what} link", "the page"),
+        "post": operation(f"{does} through a signed link", "done"),
+    }
+
+
+def _guard_paths() -> dict[str, Any]:
+    guards = {"description": "the guards' state (pause, windows, rules, running, approvals)"}
+    job = {"description": "the job after the decision"}
+    no_job = _json("Error", "no such job")
+    decided = _json("Error", "the job is not awaiting approval")
+    rule = {"name": "rule", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "/api/v1/guards": {
+            "get": _operation(
+                "Guard state: pause, breakers, rate limits", "viewer", {"200": guards}
+            )
+        },
+        "/api/v1/guards/pause": {
+            "post": _operation(
+                "Pause all automation (the kill switch)",
+                "operator",
+                {"200": guards},
+                requestBody=_body("PauseRequest", required=True),
+            )
+        },
+        "/api/v1/guards/resume": {
+            "post": _operation(
+                "Resume automation",
+                "operator",
+                {"200": guards, "409": _json("Error", "automation was not paused")},
+            )
+        },
+        "/api/v1/guards/breakers/{rule}/close": {
+            "post": _operation(
+                "Close a rule's circuit breaker early",
+                "operator",
+                {"200": guards, "404": _json("Error", "no such rule")},
+                parameters=[rule],
+            )
+        },
+        "/api/v1/jobs/{id}/approve": {
+            "post": _operation(
+                "Approve a remediation job that waits for approval",
+                "operator",
+                {"200": job, "404": no_job, "409": decided},
+                parameters=[_ID],
+                requestBody=_body("DecisionRequest"),
+            )
+        },
+        "/api/v1/jobs/{id}/reject": {
+            "post": _operation(
+                "Reject a waiting job; its incident escalates",
+                "operator",
+                {"200": job, "404": no_job, "409": decided},
+                parameters=[_ID],
+                requestBody=_body("DecisionRequest"),
+            )
+        },
+        "/api/v1/jobs/{id}/approval-link": _ack_link("approval", "Approve or reject"),
     }
 
 
@@ -175,6 +232,7 @@ def _paths() -> dict[str, Any]:
         "/api/v1/rules": {
             "get": _operation("Rules in force", "viewer", {"200": _json("RuleList", "the rules")})
         },
+        **_guard_paths(),
         "/-/reload": {
             "post": _operation(
                 "Reload rule files; a bad file keeps the old rules",
@@ -199,6 +257,8 @@ def openapi_document() -> dict[str, Any]:
         models.NoteRequest,
         models.RuleList,
         models.ReloadResult,
+        models.PauseRequest,
+        models.DecisionRequest,
         models.Error,
         WebhookBody,
     ]

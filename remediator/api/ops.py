@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -14,6 +15,8 @@ from remediator.api.auth import requires
 from remediator.api.errors import error_response, json_body
 from remediator.api.models import ReloadResult
 from remediator.config import Role
+from remediator.guards.breaker import BreakerPosition
+from remediator.store import guards as guard_store
 from remediator.store import incidents as store
 
 log = logging.getLogger(__name__)
@@ -25,17 +28,36 @@ async def healthz(_request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready to take alerts: the database answers and rules are loaded."""
+    """Ready to take alerts: the database answers and rules are loaded.
+
+    A paused automation (the kill switch) is still ready to take alerts: it says so in
+    `automation`, so a dashboard or probe log shows why nothing is being remediated.
+    """
     problems = []
+    automation: dict[str, object] = {"state": "unknown"}
     try:
         await request.app[appkeys.DATABASE].ping()
+        now = datetime.now(UTC)
+        pause = await request.app[appkeys.DATABASE].read(
+            lambda conn: guard_store.active_pause(conn, now)
+        )
     except (SQLAlchemyError, OSError) as exc:
         problems.append(f"database unreachable: {exc.__class__.__name__}")
+    else:
+        automation = {"state": "active"}
+        if pause is not None:
+            automation = {
+                "state": "paused",
+                "paused_by": pause.by,
+                "reason": pause.reason,
+                "since": pause.since.isoformat(),
+                "until": pause.until.isoformat() if pause.until else None,
+            }
     if not request.app[appkeys.RULES].current.files:
         problems.append("no rules loaded")
     if problems:
         return error_response(503, "not ready", [{"path": "", "message": p} for p in problems])
-    return json_body({"status": "ready"})
+    return json_body({"status": "ready", "automation": automation})
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -49,10 +71,28 @@ async def metrics(request: web.Request) -> web.Response:
         registry_metrics.incidents_open.clear()
         for state, priority, count in counts:
             registry_metrics.incidents_open.labels(state, priority).set(count)
+    try:
+        await _guard_gauges(request)
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("metrics: could not read guard state: %s", exc)
     body = generate_latest(registry_metrics.registry)
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
+
+
+async def _guard_gauges(request: web.Request) -> None:
+    """The kill switch and breakers, read from the database like the open incidents."""
+    now = datetime.now(UTC)
+    db = request.app[appkeys.DATABASE]
+    pause = await db.read(lambda conn: guard_store.active_pause(conn, now))
+    breakers = await db.read(guard_store.breakers)
+    gauges = request.app[appkeys.METRICS]
+    gauges.automation_paused.set(0 if pause is None else 1)
+    gauges.breaker_open.clear()
+    for rule, row in breakers.items():
+        is_open = row.position != BreakerPosition.closed.value
+        gauges.breaker_open.labels(rule).set(1 if is_open else 0)
 
 
 @requires(Role.admin)

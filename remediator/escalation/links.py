@@ -1,9 +1,11 @@
-"""Signed, expiring acknowledge links for pages (Slack buttons, e-mail, Opsgenie notes).
+"""Signed, expiring links for pages (Slack buttons, e-mail, Opsgenie notes): acknowledge an
+incident, or approve / reject a remediation job that waits for approval.
 
-A link names the incident and an expiry and carries an HMAC-SHA256 of both under
-`escalation.link_secret`, so whoever holds the page can acknowledge without an API token, and
-only until the link expires. Opening the link shows a confirmation page; only its POST
-acknowledges, so mail scanners and chat unfurlers that fetch links change nothing.
+A link names the incident (or job) and an expiry and carries an HMAC-SHA256 of its purpose,
+the id and the expiry under `escalation.link_secret`, so whoever holds the page can act without
+an API token, only for that purpose, and only until the link expires. Opening the link shows a
+confirmation page; only its POST acts, so mail scanners and chat unfurlers that fetch links
+change nothing.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from urllib.parse import urlencode
 from remediator.config import Config
 
 
-def _signature(secret: str, incident_id: int, expires: int) -> str:
-    message = f"ack:{incident_id}:{expires}".encode()
+def _signature(secret: str, incident_id: int, expires: int, purpose: str = "ack") -> str:
+    message = f"{purpose}:{incident_id}:{expires}".encode()
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
@@ -37,16 +39,34 @@ def acknowledge_url(config: Config, incident_id: int, now: datetime) -> str | No
     return f"{base}/api/v1/incidents/{incident_id}/ack-link?{query}"
 
 
-def link_problem(
-    config: Config, incident_id: int, expires: str, signature: str, now: datetime
-) -> str | None:
-    """Why this link does not acknowledge `incident_id` now, or None when it does."""
+def approval_url(config: Config, job_id: int, now: datetime) -> str | None:
+    """The signed approve/reject link for job `job_id`; None without a secret."""
     secret = _secret(config)
     if not secret:
-        return "acknowledge links are not enabled (escalation.link_secret)"
+        return None
+    expires = int((now + config.escalation.link_ttl).timestamp())
+    signature = _signature(secret, job_id, expires, "approve")
+    query = urlencode({"expires": expires, "signature": signature})
+    base = config.external_url.rstrip("/")
+    return f"{base}/api/v1/jobs/{job_id}/approval-link?{query}"
+
+
+def link_problem(
+    config: Config,
+    incident_id: int,
+    expires: str,
+    signature: str,
+    now: datetime,
+    purpose: str = "ack",
+) -> str | None:
+    """Why this link does not act on `incident_id` (or a job's id, for "approve") now, or
+    None when it does."""
+    secret = _secret(config)
+    if not secret:
+        return "links are not enabled (escalation.link_secret)"
     if not expires.isdigit():
         return "the link is incomplete: copy the whole link from the message"
-    expected = _signature(secret, incident_id, int(expires))
+    expected = _signature(secret, incident_id, int(expires), purpose)
     if not hmac.compare_digest(expected, signature):
         return "the link's signature is not valid for this incident"
     if int(expires) < now.timestamp():

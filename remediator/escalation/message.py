@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from remediator.config import Config
-from remediator.escalation.links import acknowledge_url
+from remediator.escalation.links import acknowledge_url, approval_url
 from remediator.plugins import AttemptSummary, KnownResolution, Notification
 from remediator.store import escalations as store
 from remediator.store import incidents as incident_store
@@ -50,7 +50,18 @@ def build_notification(conn: Connection, row: Any, config: Config, now: datetime
         recipients=tuple(row.recipients or ()),
         notification_id=row.id,
         known_resolutions=_known(conn, incident) if row.event == "trigger" else (),
+        approval_url=_approval(conn, config, incident.id, now) if row.event == "trigger" else None,
     )
+
+
+def _approval(conn: Connection, config: Config, incident_id: int, now: datetime) -> str | None:
+    """The approve/reject link of the incident's job that waits for approval, if any."""
+    waiting = [
+        job
+        for job in job_store.jobs_of(conn, incident_id)
+        if job.state == job_store.AWAITING_APPROVAL
+    ]
+    return approval_url(config, waiting[0].id, now) if waiting else None
 
 
 def _reason(conn: Connection, row: Any, incident: Any) -> str:

@@ -29,6 +29,7 @@ from tenacity import (
 
 from remediator.config import Config
 from remediator.escalation import chain as escalation_chain
+from remediator.guards.gate import record_success
 from remediator.incidents.priority import Priority, priority_for
 from remediator.incidents.sla import due_times
 from remediator.incidents.states import IncidentState, check_transition
@@ -191,6 +192,9 @@ class _Batch:
         # in an unresolved incident; kept current as the batch attaches alerts.
         self.known: dict[tuple[int, str], _Known] = {}
         self.jobs: list[dict[str, Any]] = []
+        # Incidents whose job waited for approval (so a chain may be paging for it).
+        self.approval_asked: set[int] = set()
+        self.verified: list[int] = []  # incidents resolved while verifying a remediation
 
     def run(self, submissions: Sequence[Sequence[AlertEvent]]) -> IngestResult:
         events = [event for submission in submissions for event in submission]
@@ -465,6 +469,9 @@ class _Batch:
             self.conn, [job.id for job in cancelled], "resolved before remediation", self.now
         )
         self.result.jobs_cancelled = len(cancelled)
+        self.approval_asked.update(
+            job.incident_id for job in cancelled if job.state == jobs.AWAITING_APPROVAL
+        )
         for job in cancelled:
             self._note(
                 self.incidents[job.incident_id],
@@ -550,6 +557,8 @@ class _Batch:
         for step in self.after_timeline:  # their own timeline entries follow the cause's
             step()
         self.result.escalation_changes = len(self.after_timeline)
+        for incident_id in self.verified:
+            record_success(self.conn, incident_id, self.now)
 
     def _maybe_raise(self, incident: _Incident, total: int) -> None:
         threshold = self.config.priorities.raise_after_alerts
@@ -578,10 +587,13 @@ class _Batch:
         reason = f"source resolved: all {total} alert(s) resolved"
         if incident.state == IncidentState.verifying:
             reason = f"auto-remediated: all {total} alert(s) resolved after remediation"
-        if incident.state in _PAGED:  # the humans paged hear that it is over
+        if incident.state in _PAGED or incident.id in self.approval_asked:
+            # The humans paged (or asked to approve) hear that it is over.
             self.after_timeline.append(
                 partial(escalation_chain.stop, self.conn, incident.id, "resolve", reason, self.now)
             )
+        if incident.state == IncidentState.verifying:  # the remediation worked: breakers reset
+            self.verified.append(incident.id)
         self._note(
             incident,
             Actor.system(),

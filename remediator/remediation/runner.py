@@ -34,6 +34,8 @@ from remediator.config import Config
 from remediator.durations import format_duration
 from remediator.escalation import chain as escalation_chain
 from remediator.escalation.policy import choose_policy
+from remediator.guards.decide import Verdict
+from remediator.guards.gate import GuardGate, Verdicts
 from remediator.incidents.states import IncidentState, check_transition
 from remediator.incidents.timeline import Actor, TimelineEntry
 from remediator.metrics import Metrics
@@ -48,6 +50,7 @@ from remediator.plugins import (
 from remediator.remediation.verification import PROMQL
 from remediator.rules import CompiledAction, CompiledRule, CompiledVerify, RuleSet, TemplateError
 from remediator.rules.templating import render_context, render_params
+from remediator.store import guards as guard_store
 from remediator.store import incidents as incident_store
 from remediator.store import jobs as job_store
 from remediator.store.database import Database
@@ -95,6 +98,12 @@ class RemediationRunner:
         self._on_escalated = on_escalated
         self._escalated = 0  # counts escalations; a change after a commit wakes paging
         self._supervisor: asyncio.Task[None] | None = None
+        self._gate = GuardGate(config, rules, metrics)
+
+    @property
+    def gate(self) -> GuardGate:
+        """The guards every claimed job passes (the API reads their settings from it)."""
+        return self._gate
 
     def start(self) -> None:
         self._supervisor = asyncio.create_task(self._supervise(), name="remediation-supervisor")
@@ -159,12 +168,146 @@ class RemediationRunner:
         lease_until = now + self._config.lease
 
         def claim(conn: Connection) -> list[Any]:
-            return job_store.claim(conn, self._owner, free, now, lease_until)
+            claimed = job_store.claim(conn, self._owner, free, now, lease_until)
+            if claimed:
+                guard_store.lock(conn)  # replicas decide one at a time over the same counts
+            return [job for job in claimed if self._admit(conn, job, now)]
 
         for job in await self._write(claim):
             task = asyncio.create_task(self._run_job(job), name=f"remediation-job-{job.id}")
             self._running[job.id] = task
             task.add_done_callback(functools.partial(self._job_done, job.id))
+
+    def _admit(self, conn: Connection, job: Any, now: datetime) -> bool:
+        """Ask the guards about a claimed job: True = run it; else it is blocked or waits."""
+        incident = incident_store.get_incident(conn, job.incident_id, lock=True)
+        if incident is None:
+            return False  # deleted with its incident meanwhile
+        verdicts = self._gate.decide(conn, job, incident.priority, now)
+        incident_store.append_timeline(conn, [verdicts.entry])
+        if verdicts.verdict is Verdict.allowed:
+            return True
+        if verdicts.verdict is Verdict.pending:
+            self._await_approval(conn, incident, verdicts, now)
+            return False
+        job_store.finish(conn, job.id, job_store.BLOCKED, verdicts.reason, now)
+        self._metrics.remediation_jobs.labels(job_store.BLOCKED).inc()
+        self._wake.set()  # its worker slot is free again
+        self._hand_over(conn, incident, f"automation blocked: {verdicts.reason}", now)
+        return False
+
+    def _hand_over(self, conn: Connection, incident: Any, reason: str, now: datetime) -> None:
+        """A job that will not run: escalate, unless the incident is decided by another job
+        or by a verification already under way (its outcome covers every alert)."""
+        if incident.state != _S.open.value:
+            return
+        active = job_store.states_of_incident(conn, incident.id)
+        if any(state in job_store.ACTIVE_STATES for state in active):
+            return
+        self._escalate(conn, incident, reason, now)
+
+    def _await_approval(
+        self, conn: Connection, incident: Any, verdicts: Verdicts, now: datetime
+    ) -> None:
+        rule = _rule_named(self._rules(), verdicts.job.rule)
+        approval = self._gate.guards_of(rule).approval if rule else None
+        timeout = approval.timeout if approval else timedelta(hours=1)
+        job_store.await_approval(conn, verdicts.job.id, now + timeout)
+        self._wake.set()
+        self._escalated += 1  # the approval request is paged like an escalation
+        policy = choose_policy(
+            self._escalation,
+            rule.escalate_policy if rule else None,
+            incident.priority,
+            matched=True,
+        )
+        reason = (
+            f"approval needed: job {verdicts.job.id} of rule {verdicts.job.rule} waits up to "
+            f"{format_duration(timeout)} for an operator to approve or reject it"
+        )
+        escalation_chain.start(conn, incident.id, policy, reason, now)
+
+    async def approve(self, job_id: int, by: str) -> Any:
+        """An operator approves a waiting job: it is queued again and runs once the other
+        guards still allow it. Raises LookupError / ValueError when it cannot be approved."""
+
+        def write(conn: Connection) -> Any:
+            job = self._waiting_job(conn, job_id)
+            now = self._clock()
+            job_store.approve(conn, job_id, by, now)
+            entry = TimelineEntry(
+                job.incident_id,
+                now,
+                Actor.user(by),
+                "approval_given",
+                f"{by} approved job {job_id}; it runs once the other guards still allow it",
+                data={"job_id": job_id},
+            )
+            incident_store.append_timeline(conn, [entry])
+            escalation_chain.stop(
+                conn, job.incident_id, "acknowledge", f"remediation approved by {by}", now
+            )
+            self._escalated += 1  # channels hear that the request was answered
+            return job_store.get_job(conn, job_id)
+
+        job = await self._write(write)
+        self.wake()
+        return job
+
+    async def reject(self, job_id: int, by: str, note: str | None) -> Any:
+        """An operator rejects a waiting job: it ends and the incident escalates."""
+
+        def write(conn: Connection) -> Any:
+            job = self._waiting_job(conn, job_id)
+            now = self._clock()
+            why = f"approval rejected by {by}" + (f": {note}" if note else "")
+            job_store.end_waiting(conn, job_id, job_store.REJECTED, why, now)
+            self._metrics.remediation_jobs.labels(job_store.REJECTED).inc()
+            entry = TimelineEntry(
+                job.incident_id,
+                now,
+                Actor.user(by),
+                "approval_rejected",
+                why,
+                data={"job_id": job_id},
+            )
+            incident_store.append_timeline(conn, [entry])
+            incident = incident_store.get_incident(conn, job.incident_id, lock=True)
+            if incident is not None:
+                self._hand_over(conn, incident, f"remediation not run: {why}", now)
+            return job_store.get_job(conn, job_id)
+
+        return await self._write(write)
+
+    @staticmethod
+    def _waiting_job(conn: Connection, job_id: int) -> Any:
+        job = job_store.get_job(conn, job_id, lock=True)
+        if job is None:
+            raise LookupError(f"job {job_id} does not exist")
+        if job.state != job_store.AWAITING_APPROVAL:
+            raise ValueError(f"job {job_id} is {job.state}, not awaiting approval")
+        return job
+
+    def _approvals_expired(self, conn: Connection, now: datetime) -> None:
+        for job in job_store.approvals_due(conn, now):
+            why = "no operator approved or rejected it in time"
+            if not job_store.end_waiting(conn, job.id, job_store.REJECTED, why, now):
+                continue
+            self._metrics.remediation_jobs.labels(job_store.REJECTED).inc()
+            entry = TimelineEntry(
+                job.incident_id,
+                now,
+                Actor.system(),
+                "approval_expired",
+                f"job {job.id} was not run: {why}",
+                data={"job_id": job.id},
+            )
+            incident_store.append_timeline(conn, [entry])
+            incident = incident_store.get_incident(conn, job.incident_id, lock=True)
+            if incident is not None:
+                self._hand_over(
+                    conn, incident, f"remediation not run: approval timed out: {why}", now
+                )
 
     def _job_done(self, job_id: int, _task: asyncio.Task[None]) -> None:
         self._running.pop(job_id, None)
@@ -181,6 +324,8 @@ class RemediationRunner:
         now = self._clock()
         lapsed = job_store.lapsed(conn, now)
         job_store.mark_interrupted(conn, [job.id for job in lapsed], now)
+        guard_store.end(conn, [job.id for job in lapsed], now)
+        self._approvals_expired(conn, now)
         for job in lapsed:
             self._metrics.remediation_jobs.labels(job_store.INTERRUPTED).inc()
             self._after_job(conn, job.incident_id, job.id, None, now, interrupted=True)
@@ -274,6 +419,8 @@ class RemediationRunner:
             {"id": job.incident_id, "rule": rule.name},
         )
         for index, action in enumerate(rule.actions):
+            if index > 0 and (stop := await self._paused()) is not None:
+                return f"stopped before action {index + 1} ({action.type}): {stop}"
             try:
                 params = render_params(action.params, context)
             except TemplateError as exc:
@@ -283,6 +430,12 @@ class RemediationRunner:
             if error is not None:
                 return f"action {index + 1} ({action.type}) failed: {error}"
         return None
+
+    async def _paused(self) -> str | None:
+        """Why no further action may start: the kill switch, if it went on meanwhile."""
+        now = self._clock()
+        pause = await self._db.read(lambda conn: guard_store.active_pause(conn, now))
+        return None if pause is None else f"automation was paused by {pause.by}: {pause.reason}"
 
     async def _run_action(
         self, job: Any, index: int, action: CompiledAction, params: dict[str, Any]
@@ -405,6 +558,7 @@ class RemediationRunner:
         state = job_store.FAILED if failure else job_store.SUCCEEDED
         if not job_store.finish(conn, job.id, state, failure or "all actions succeeded", now):
             return  # marked interrupted meanwhile; the sweep handled the incident
+        guard_store.end(conn, [job.id], now)  # its targets are free, cooldowns start
         self._metrics.remediation_jobs.labels(state).inc()
         self._after_job(conn, job.incident_id, job.id, failure, now, interrupted=False)
 
@@ -489,6 +643,8 @@ class RemediationRunner:
         self._escalated += 1
         self._metrics.incidents_escalated.inc()
         self._transition(conn, incident, _S.escalated, reason)
+        # Remediations that ran for it failed or did not verify: the rule's breaker counts.
+        incident_store.append_timeline(conn, self._gate.settle(conn, incident.id, False, now))
         rule = _rule_named(self._rules(), incident.rule)
         policy = choose_policy(
             self._escalation,
@@ -521,6 +677,7 @@ class RemediationRunner:
         }
         if resolved:
             values |= {"resolved_at": now, "resolved_reason": reason}
+            self._gate.settle(conn, incident.id, True, now)  # verified: breakers reset
         incident_store.update_incident(conn, incident.id, values)
         entry = TimelineEntry(
             incident.id,

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType, NoneType, UnionType
-from typing import Annotated, Any, Final, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Final, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -20,6 +20,9 @@ from remediator.incidents.priority import Priority
 from remediator.rules.matcher import Matcher, parse_matcher
 from remediator.rules.model import TEMPLATE, Rule
 from remediator.rules.templating import Template, compile_template
+
+if TYPE_CHECKING:  # remediator.guards imports the rules package: compiled lazily below
+    from remediator.guards.compiled import CompiledGuards
 
 __all__ = [
     "MAX_INCIDENT_KEY_LENGTH",
@@ -80,6 +83,8 @@ class CompiledRule:
     source: str
     per: str = "alert"
     verify: CompiledVerify | None = None
+    guards: CompiledGuards | None = None
+    """The rule's own guard settings (None: it sets none; the config defaults apply)."""
 
     @property
     def remediates(self) -> bool:
@@ -142,6 +147,8 @@ class RuleSet:
 
 def compile_rule(rule: Rule, source: str) -> CompiledRule:
     """Build the hot-path form of a validated rule; `source` is its "file:line"."""
+    from remediator.guards.compiled import compile_guards
+
     return CompiledRule(
         name=rule.name,
         matchers=tuple(parse_matcher(text) for text in rule.match),
@@ -157,6 +164,7 @@ def compile_rule(rule: Rule, source: str) -> CompiledRule:
         source=source,
         per=rule.per,
         verify=_compile_verify(rule),
+        guards=None if rule.guards is None else compile_guards(rule.guards),
     )
 
 

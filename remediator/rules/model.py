@@ -36,6 +36,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from remediator.durations import Duration, format_duration
+from remediator.guards.spec import GuardsSpec
 from remediator.incidents.priority import Priority
 from remediator.rules.matcher import MatcherSyntaxError, parse_matcher
 from remediator.rules.templating import TemplateError, compile_template
@@ -352,6 +353,8 @@ class Rule(_Strict):
     """Record what the actions would do instead of running them; unset: the service default."""
     per: Literal["alert", "incident"] = "alert"
     """One remediation job per matched firing alert, or one for the incident's first alert."""
+    guards: GuardsSpec | None = None
+    """Safety guards for this rule's remediations; unset keys take the config's defaults."""
 
 
 class RuleFile(_Strict):

@@ -30,8 +30,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from remediator.config import PrioritiesConfig
-from remediator.durations import format_duration, parse_duration
+from remediator.durations import Duration, format_duration, parse_duration
 from remediator.errors import Problem
+from remediator.guards.spec import GuardDefaults
+from remediator.guards.testing import decide_for_test
 from remediator.incidents.priority import Priority, priority_for
 from remediator.rules.compiled import CompiledRule, RuleSet
 from remediator.rules.loader import check_rule_files
@@ -76,11 +78,55 @@ class ExpectedMatch(_Strict):
         description="one mapping per action, in order; only the keys listed are compared "
         "with the rendered parameters",
     )
+    guard: ExpectedGuard | None = Field(
+        None, description="the guards' decision on this rule's remediation of the alert"
+    )
+
+
+class PastRemediation(_Strict):
+    """A remediation that already happened (or still runs) before the test alert."""
+
+    ago: Duration = Field(description="how long before the test alert it started, e.g. 10m")
+    target: str = Field(description="its target, e.g. db-1:9100")
+    rule: str | None = Field(None, description="its rule; default: the rule under test")
+    running: bool = Field(False, description="still running (holds its target)")
+    ended_ago: Duration | None = Field(None, description="when it ended; default: when started")
+    rate_key: str = Field("", description="its rate-limit key, as the rule renders it")
+    group: str = Field("", description="its blast-radius group, as the rule renders it")
+
+
+class GivenBreaker(_Strict):
+    state: Literal["closed", "open", "half_open"] = "closed"
+    failures: int = Field(0, ge=0)
+    open_for: Duration = Field(timedelta(minutes=30), description="how long it stays open still")
+
+
+class GuardState(_Strict):
+    """What the guards know before the test alert arrives; all empty by default."""
+
+    paused: str | None = Field(None, description="the kill switch is on, for this reason")
+    maintenance_window: str | None = Field(None, description="this window is active")
+    remediations: list[PastRemediation] = Field(default_factory=list)
+    flaps: int = Field(0, ge=0, description="times the alert resolved within the window")
+    breaker: GivenBreaker = Field(default_factory=GivenBreaker)
+    alerting_in_group: int = Field(0, ge=0, description="targets of the group alerting now")
+    approved: bool = Field(False, description="an operator approved the remediation")
+
+
+class ExpectedGuard(_Strict):
+    """What the guards decide for the test alert's remediation."""
+
+    verdict: Literal["allowed", "blocked", "pending"]
+    by: str | None = Field(None, description="the guard that blocks or holds it, e.g. rate_limit")
+    reason_contains: str | None = None
 
 
 class RuleTestCase(_Strict):
     name: str
     alert: TestAlert
+    guard_state: GuardState | None = Field(
+        None, description="guard state before the alert; needed to expect a guard decision"
+    )
     expect: list[ExpectedMatch] = Field(description="the matching rules, in order; [] = none")
 
 
@@ -120,16 +166,29 @@ def alertmanager_fingerprint(labels: Mapping[str, str]) -> str:
     return f"{value:016x}"
 
 
-def run_rule_tests(paths: Sequence[Path], priorities: PrioritiesConfig | None = None) -> TestReport:
-    """Run every test in `paths`; a file that cannot be loaded is one failure, not a crash."""
+def run_rule_tests(
+    paths: Sequence[Path],
+    priorities: PrioritiesConfig | None = None,
+    guards: GuardDefaults | None = None,
+) -> TestReport:
+    """Run every test in `paths`; a file that cannot be loaded is one failure, not a crash.
+
+    `priorities` and `guards` are the service config's (defaults when not given)."""
     report = TestReport()
+    settings = _Settings(priorities or PrioritiesConfig(), guards or GuardDefaults())
     for path in paths:
         report.files += 1
-        _run_file(path, priorities or PrioritiesConfig(), report)
+        _run_file(path, settings, report)
     return report
 
 
-def _run_file(path: Path, priorities: PrioritiesConfig, report: TestReport) -> None:
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    priorities: PrioritiesConfig
+    guards: GuardDefaults
+
+
+def _run_file(path: Path, settings: _Settings, report: TestReport) -> None:
     shown = str(path)
     loaded = _load_test_file(path, shown)
     if isinstance(loaded, list):
@@ -146,7 +205,7 @@ def _run_file(path: Path, priorities: PrioritiesConfig, report: TestReport) -> N
     for index, case in enumerate(test_file.tests):
         report.tests += 1
         line = doc.line_of(("tests", index))
-        for message in _run_case(case, rule_set, priorities):
+        for message in _run_case(case, rule_set, settings):
             report.failures.append(Problem(shown, line, f'test "{case.name}": {message}'))
 
 
@@ -165,7 +224,7 @@ def _load_test_file(path: Path, shown: str) -> tuple[RuleTestFile, YamlDocument]
         return validation_problems(shown, doc, error, root=RuleTestFile)
 
 
-def _run_case(case: RuleTestCase, rule_set: RuleSet, priorities: PrioritiesConfig) -> list[str]:
+def _run_case(case: RuleTestCase, rule_set: RuleSet, settings: _Settings) -> list[str]:
     alert = case.alert
     matched = rule_set.match(alert.labels, alert.status)
     got_names = [rule.name for rule in matched]
@@ -176,8 +235,50 @@ def _run_case(case: RuleTestCase, rule_set: RuleSet, priorities: PrioritiesConfi
     for rule, expected in zip(matched, case.expect, strict=True):
         failures.extend(
             f"rule {rule.name}: {message}"
-            for message in _compare(rule, expected, alert, priorities)
+            for message in _compare(rule, expected, alert, settings.priorities)
         )
+        if expected.guard is not None:
+            failures.extend(
+                f"rule {rule.name}: guard: {message}"
+                for message in _compare_guard(rule, expected.guard, case, settings)
+            )
+    return failures
+
+
+def _compare_guard(
+    rule: CompiledRule, want: ExpectedGuard, case: RuleTestCase, settings: _Settings
+) -> list[str]:
+    if case.guard_state is None:
+        return ["give the test a `guard_state:` (it may be {}) to expect a guard decision"]
+    alert = case.alert
+    priority = priority_for(
+        rule.priority, alert.labels, settings.priorities.severity_map, settings.priorities.default
+    )
+    fingerprint = alert.fingerprint or alertmanager_fingerprint(alert.labels)
+    try:
+        outcome = decide_for_test(
+            rule,
+            settings.guards,
+            alert.labels,
+            alert.annotations,
+            fingerprint,
+            priority.value,
+            case.guard_state,
+        )
+    except TemplateError as error:
+        return [f"a guard template failed: {error}"]
+    deciding = outcome.deciding
+    got_by = deciding.guard if deciding else None
+    reason = deciding.reason if deciding else "; ".join(d.reason for d in outcome.decisions)
+    failures = []
+    if outcome.verdict.value != want.verdict:
+        failures.append(
+            f"got {outcome.verdict.value} ({got_by or 'all guards'}: {reason}), want {want.verdict}"
+        )
+    elif want.by is not None and got_by != want.by:
+        failures.append(f"decided by {got_by or 'no guard'}, want {want.by} ({reason})")
+    if want.reason_contains is not None and want.reason_contains not in reason:
+        failures.append(f"reason {reason!r} does not contain {want.reason_contains!r}")
     return failures
 
 

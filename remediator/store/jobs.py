@@ -17,9 +17,13 @@ from sqlalchemy.engine import Connection
 from remediator.intake.model import AlertEvent
 from remediator.store.schema import action_runs, remediation_jobs
 
-QUEUED, RUNNING = "queued", "running"
+QUEUED, RUNNING, AWAITING_APPROVAL = "queued", "running", "awaiting_approval"
 SUCCEEDED, FAILED, CANCELLED, INTERRUPTED = "succeeded", "failed", "cancelled", "interrupted"
-ACTIVE_STATES = (QUEUED, RUNNING)
+# Ended by a guard before any action ran: blocked, or an approval refused or not given.
+BLOCKED, REJECTED = "blocked", "rejected"
+ACTIVE_STATES = (QUEUED, RUNNING, AWAITING_APPROVAL)
+# Jobs whose actions have not started: an alert resolving in time cancels them.
+WAITING_STATES = (QUEUED, AWAITING_APPROVAL)
 
 
 def job_row(
@@ -48,7 +52,7 @@ _INSERT_JOBS = remediation_jobs.insert()
 
 
 def queued_for(conn: Connection, fingerprints: Iterable[str]) -> list[Row[Any]]:
-    """Queued jobs of these alerts (id, incident_id, fingerprint)."""
+    """Jobs of these alerts still waiting to run (id, incident_id, fingerprint, state)."""
     wanted = list(set(fingerprints))
     if not wanted:
         return []
@@ -56,9 +60,12 @@ def queued_for(conn: Connection, fingerprints: Iterable[str]) -> list[Row[Any]]:
 
 
 _QUEUED_FOR = select(
-    remediation_jobs.c.id, remediation_jobs.c.incident_id, remediation_jobs.c.fingerprint
+    remediation_jobs.c.id,
+    remediation_jobs.c.incident_id,
+    remediation_jobs.c.fingerprint,
+    remediation_jobs.c.state,
 ).where(
-    remediation_jobs.c.state == QUEUED,
+    remediation_jobs.c.state.in_(WAITING_STATES),
     remediation_jobs.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
 )
 
@@ -67,7 +74,7 @@ def cancel(conn: Connection, ids: Sequence[int], reason: str, now: datetime) -> 
     if ids:
         conn.execute(
             update(remediation_jobs)
-            .where(remediation_jobs.c.id.in_(ids), remediation_jobs.c.state == QUEUED)
+            .where(remediation_jobs.c.id.in_(ids), remediation_jobs.c.state.in_(WAITING_STATES))
             .values(state=CANCELLED, outcome=reason, finished_at=now)
         )
 
@@ -90,6 +97,62 @@ def claim(
     )
     claimed = select(remediation_jobs).where(remediation_jobs.c.id.in_(ids))
     return list(conn.execute(claimed.order_by(remediation_jobs.c.id)))
+
+
+def await_approval(conn: Connection, job_id: int, due: datetime) -> None:
+    """A claimed job waits for a human: no lease, no worker, until `due`."""
+    conn.execute(
+        update(remediation_jobs)
+        .where(remediation_jobs.c.id == job_id, remediation_jobs.c.state == RUNNING)
+        .values(
+            state=AWAITING_APPROVAL,
+            approval_due_at=due,
+            lease_owner=None,
+            lease_expires_at=None,
+            started_at=None,
+        )
+    )
+
+
+def get_job(conn: Connection, job_id: int, *, lock: bool = False) -> Row[Any] | None:
+    stmt = select(remediation_jobs).where(remediation_jobs.c.id == job_id)
+    if lock and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return conn.execute(stmt).first()
+
+
+def approve(conn: Connection, job_id: int, by: str, now: datetime) -> bool:
+    """An awaiting job goes back to the queue, approved; False if it was not awaiting."""
+    result = conn.execute(
+        update(remediation_jobs)
+        .where(remediation_jobs.c.id == job_id, remediation_jobs.c.state == AWAITING_APPROVAL)
+        .values(state=QUEUED, approved_by=by, approved_at=now, approval_due_at=None)
+    )
+    return bool(result.rowcount)
+
+
+def end_waiting(conn: Connection, job_id: int, state: str, outcome: str, now: datetime) -> bool:
+    """End an awaiting job (rejected, or its approval timed out); False if it was not."""
+    result = conn.execute(
+        update(remediation_jobs)
+        .where(remediation_jobs.c.id == job_id, remediation_jobs.c.state == AWAITING_APPROVAL)
+        .values(state=state, outcome=outcome, finished_at=now, approval_due_at=None)
+    )
+    return bool(result.rowcount)
+
+
+def approvals_due(conn: Connection, now: datetime) -> list[Row[Any]]:
+    """Jobs whose approval was not given in time."""
+    stmt = select(remediation_jobs).where(
+        remediation_jobs.c.state == AWAITING_APPROVAL, remediation_jobs.c.approval_due_at < now
+    )
+    return list(conn.execute(stmt.order_by(remediation_jobs.c.id)))
+
+
+def awaiting(conn: Connection) -> list[Row[Any]]:
+    """Every job waiting for approval, oldest first."""
+    stmt = select(remediation_jobs).where(remediation_jobs.c.state == AWAITING_APPROVAL)
+    return list(conn.execute(stmt.order_by(remediation_jobs.c.id)))
 
 
 def renew(conn: Connection, ids: Sequence[int], owner: str, lease_until: datetime) -> None:

@@ -154,6 +154,10 @@ remediation_jobs = Table(
     Column("lease_owner", String(64)),
     Column("lease_expires_at", Timestamp),
     Column("outcome", Text),
+    # Approval gates: the job waits (state awaiting_approval) until approved or this time.
+    Column("approval_due_at", Timestamp),
+    Column("approved_by", String(255)),
+    Column("approved_at", Timestamp),
     Index("ix_remediation_jobs_state_id", "state", "id"),
     # A resolved alert cancels its queued jobs: found by fingerprint, however many are queued.
     Index("ix_remediation_jobs_fingerprint_state", "fingerprint", "state"),
@@ -250,4 +254,72 @@ known_resolutions = Table(
     Column("at", Timestamp, nullable=False),
     Index("ix_known_resolutions_rule_at", "rule", "at"),
     Index("ix_known_resolutions_key_at", "incident_key", "at"),
+)
+
+# Guard state: every remediation the guards let run, its targets, and its outcome. Rate
+# limits, cooldowns, per-target concurrency and blast radius are counts over these rows, so
+# they survive restarts and hold across replicas (decisions take one lock, see store.guards).
+guard_remediations = Table(
+    "guard_remediations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_id", Id, ForeignKey("remediation_jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("rule", String(255), nullable=False),
+    Column("rate_key", String(512), nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("ended_at", Timestamp),
+    # success | failure (failed or not verified); NULL while undecided or taken over by a human
+    Column("outcome", String(16)),
+    UniqueConstraint("job_id", name="uq_guard_remediations_job_id"),
+    Index("ix_guard_remediations_rule_rate_key_started_at", "rule", "rate_key", "started_at"),
+    Index("ix_guard_remediations_incident_id", "incident_id"),
+)
+
+guard_targets = Table(
+    "guard_targets",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column(
+        "remediation_id",
+        Id,
+        ForeignKey("guard_remediations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("rule", String(255), nullable=False),
+    Column("target", String(512), nullable=False),
+    Column("group_key", String(512), nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("ended_at", Timestamp),
+    Index("ix_guard_targets_target_ended_at", "target", "ended_at"),
+    Index("ix_guard_targets_rule_group_key_started_at", "rule", "group_key", "started_at"),
+    Index("ix_guard_targets_remediation_id", "remediation_id"),
+)
+
+# One row per rule whose breaker has ever counted a failure.
+guard_breakers = Table(
+    "guard_breakers",
+    metadata,
+    Column("rule", String(255), primary_key=True),
+    # closed | open | half_open
+    Column("position", String(16), nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("open_until", Timestamp),
+    Column("trial_until", Timestamp),
+    Column("updated_at", Timestamp, nullable=False),
+    Column("updated_by", String(255), nullable=False),
+)
+
+# The global kill switch: a pause is on from paused_at until resumed (or `until`).
+guard_pauses = Table(
+    "guard_pauses",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("paused_at", Timestamp, nullable=False),
+    Column("paused_by", String(255), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("until", Timestamp),
+    Column("resumed_at", Timestamp),
+    Column("resumed_by", String(255)),
+    Index("ix_guard_pauses_resumed_at", "resumed_at"),
 )

@@ -11,7 +11,10 @@ from tests.api.test_webhook import metric
 async def test_health_and_readiness(make_client: ClientFactory) -> None:
     client = await make_client()
     assert await (await client.get("/healthz")).json() == {"status": "ok"}
-    assert await (await client.get("/readyz")).json() == {"status": "ready"}
+    assert await (await client.get("/readyz")).json() == {
+        "status": "ready",
+        "automation": {"state": "active"},
+    }
 
 
 async def test_rules_are_listed_with_their_source(make_client: ClientFactory) -> None:

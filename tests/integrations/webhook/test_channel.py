@@ -73,6 +73,7 @@ async def test_delivers_the_signed_document(receiver: Receiver, make_channel: Ma
             "opened_at": "2024-05-01T11:30:00Z",
             "url": "https://remediator.example.com/incidents/42",
             "acknowledge_url": "https://remediator.example.com/ack/42?sig=abc",
+            "approval_url": None,
         },
         "attempts": [
             {

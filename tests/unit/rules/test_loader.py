@@ -122,7 +122,7 @@ def test_an_unknown_key_names_the_known_ones_and_a_likely_fix(tmp_path: Path) ->
     assert found == [
         'rules.yml:4: rules[0]: unknown key "actoins" (did you mean "actions"?); known keys: '
         "name, description, match, on, incident, actions, verify, escalate, runbook, "
-        "continue, dry_run, per"
+        "continue, dry_run, per, guards"
     ]
 
 

@@ -1,0 +1,1 @@
+"""Safety guards: what may stop automation from acting, and why."""
