@@ -143,8 +143,9 @@ remediation_jobs = Table(
     Column("rule", String(255), nullable=False),
     Column("fingerprint", String(64), nullable=False),
     Column("starts_at", Timestamp, nullable=False),
-    # queued | running | succeeded | failed | cancelled | interrupted
-    Column("state", String(16), nullable=False),
+    # queued | awaiting_approval | running | succeeded | failed | cancelled | interrupted |
+    # blocked | rejected
+    Column("state", String(32), nullable=False),
     Column("dry_run", Boolean, nullable=False),
     Column("labels", JSON, nullable=False),
     Column("annotations", JSON, nullable=False),

@@ -76,6 +76,8 @@ def upgrade() -> None:
         batch_op.create_index('ix_guard_targets_target_ended_at', ['target', 'ended_at'], unique=False)
 
     with op.batch_alter_table('remediation_jobs', schema=None) as batch_op:
+        # "awaiting_approval" does not fit the old 16 characters (PostgreSQL enforces them).
+        batch_op.alter_column('state', existing_type=sa.String(length=16), type_=sa.String(length=32), existing_nullable=False)
         batch_op.add_column(sa.Column('approval_due_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('approved_by', sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column('approved_at', sa.DateTime(timezone=True), nullable=True))
@@ -84,6 +86,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('remediation_jobs', schema=None) as batch_op:
+        batch_op.alter_column('state', existing_type=sa.String(length=32), type_=sa.String(length=16), existing_nullable=False)
         batch_op.drop_column('approved_at')
         batch_op.drop_column('approved_by')
         batch_op.drop_column('approval_due_at')
