@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import PydanticCustomError, core_schema
+from pydantic_core import core_schema
 
 from remediator.durations import Duration, format_duration
 from remediator.incidents.priority import Priority
@@ -52,14 +52,10 @@ _RATE: Final = re.compile(r"^\s*(\d+)\s+per\s+(\S+)\s*$")
 
 
 def _check_template(source: str) -> str:
-    # Imported here: remediator.rules imports this module for the rule model.
-    from remediator.rules.templating import TemplateError, compile_template
+    # Imported here: remediator.rules.model imports this module for the rule model.
+    from remediator.rules.model import check_template
 
-    try:
-        compile_template(source)
-    except TemplateError as error:
-        raise PydanticCustomError("template_syntax", f"invalid template: {error.reason}") from None
-    return source
+    return check_template(source)
 
 
 GuardTemplate = Annotated[

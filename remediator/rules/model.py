@@ -78,7 +78,8 @@ def _error(kind: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(kind, message)
 
 
-def _check_template(source: str) -> str:
+def check_template(source: str) -> str:
+    """`source` unchanged if it compiles as a template; else a validation error naming why."""
     try:
         compile_template(source)
     except TemplateError as error:
@@ -123,7 +124,7 @@ def _check_unique(names: list[str]) -> list[str]:
 
 TemplateStr = Annotated[
     str,
-    AfterValidator(_check_template),
+    AfterValidator(check_template),
     TEMPLATE,
     WithJsonSchema(
         {
