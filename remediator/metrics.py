@@ -75,6 +75,12 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+        self.jobs_oldest_queued = Gauge(
+            "remediator_remediation_jobs_oldest_queued_seconds",
+            "Age of the oldest remediation job still queued, 0 when none (read from the "
+            "database at scrape): growing means no worker claims jobs.",
+            registry=r,
+        )
         self.automation_paused = Gauge(
             "remediator_automation_paused",
             "1 while the global pause (kill switch) is on (read from the database at scrape).",

@@ -18,6 +18,7 @@ from remediator.config import Role
 from remediator.guards.breaker import BreakerPosition
 from remediator.store import guards as guard_store
 from remediator.store import incidents as store
+from remediator.store import jobs as job_store
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +83,15 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def _guard_gauges(request: web.Request) -> None:
-    """The kill switch and breakers, read from the database like the open incidents."""
+    """The kill switch, breakers and the job queue, read from the database like the open
+    incidents."""
     now = datetime.now(UTC)
     db = request.app[appkeys.DATABASE]
     pause = await db.read(lambda conn: guard_store.active_pause(conn, now))
     breakers = await db.read(guard_store.breakers)
+    oldest = await db.read(job_store.oldest_queued)
     gauges = request.app[appkeys.METRICS]
+    gauges.jobs_oldest_queued.set(0 if oldest is None else (now - oldest).total_seconds())
     gauges.automation_paused.set(0 if pause is None else 1)
     gauges.breaker_open.clear()
     for rule, row in breakers.items():

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from remediator.intake.model import AlertEvent
@@ -197,6 +197,13 @@ def mark_interrupted(conn: Connection, ids: Sequence[int], now: datetime) -> Non
                 finished_at=now,
             )
         )
+
+
+def oldest_queued(conn: Connection) -> datetime | None:
+    """When the oldest job still queued was created; None when none is."""
+    stmt = select(func.min(remediation_jobs.c.created_at)).where(remediation_jobs.c.state == QUEUED)
+    value: datetime | None = conn.execute(stmt).scalar_one()
+    return value
 
 
 def states_of_incident(conn: Connection, incident_id: int) -> list[str]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tests.api.conftest import ClientFactory
 from tests.api.test_webhook import metric
+from tests.conftest import load_fixture
 
 
 async def test_health_and_readiness(make_client: ClientFactory) -> None:
@@ -54,3 +56,24 @@ async def test_bad_reload_keeps_old_rules(make_client: ClientFactory, rules_file
     assert await metric(client, "remediator_rules_last_reload_success") == 1
     listed = await (await client.get("/api/v1/rules")).json()
     assert [r["name"] for r in listed["rules"]] == ["crashloop", "disk-full"]
+
+
+async def test_a_queue_no_worker_claims_shows_as_the_oldest_queued_age(
+    make_client: ClientFactory, rules_file: Path
+) -> None:
+    rules_file.write_text(
+        """
+rules:
+  - name: disk
+    match: ['alertname="DiskWillFillIn4Hours"']
+    actions:
+      - {type: http, url: "http://127.0.0.1:9/never"}
+"""
+    )
+    # An intake-only replica: jobs wait in the database for a worker elsewhere.
+    client = await make_client(remediation={"workers": 0})
+    assert await metric(client, "remediator_remediation_jobs_oldest_queued_seconds") == 0
+    body = load_fixture("diskfill-firing.json")
+    assert (await client.post("/api/v1/webhooks/alertmanager", json=body)).status == 200
+    await asyncio.sleep(0.05)
+    assert await metric(client, "remediator_remediation_jobs_oldest_queued_seconds") > 0
