@@ -30,25 +30,22 @@ def _secret(config: Config) -> str | None:
 
 def acknowledge_url(config: Config, incident_id: int, now: datetime) -> str | None:
     """The signed link for `incident_id`, valid for `link_ttl` from `now`; None without a secret."""
-    secret = _secret(config)
-    if not secret:
-        return None
-    expires = int((now + config.escalation.link_ttl).timestamp())
-    query = urlencode({"expires": expires, "signature": _signature(secret, incident_id, expires)})
-    base = config.external_url.rstrip("/")
-    return f"{base}/api/v1/incidents/{incident_id}/ack-link?{query}"
+    return _signed_url(config, "ack", incident_id, f"incidents/{incident_id}/ack-link", now)
 
 
 def approval_url(config: Config, job_id: int, now: datetime) -> str | None:
     """The signed approve/reject link for job `job_id`; None without a secret."""
+    return _signed_url(config, "approve", job_id, f"jobs/{job_id}/approval-link", now)
+
+
+def _signed_url(config: Config, purpose: str, ident: int, path: str, now: datetime) -> str | None:
     secret = _secret(config)
     if not secret:
         return None
     expires = int((now + config.escalation.link_ttl).timestamp())
-    signature = _signature(secret, job_id, expires, "approve")
+    signature = _signature(secret, ident, expires, purpose)
     query = urlencode({"expires": expires, "signature": signature})
-    base = config.external_url.rstrip("/")
-    return f"{base}/api/v1/jobs/{job_id}/approval-link?{query}"
+    return f"{config.external_url.rstrip('/')}/api/v1/{path}?{query}"
 
 
 def link_problem(

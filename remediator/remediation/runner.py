@@ -215,12 +215,7 @@ class RemediationRunner:
         job_store.await_approval(conn, verdicts.job.id, now + timeout)
         self._wake.set()
         self._escalated += 1  # the approval request is paged like an escalation
-        policy = choose_policy(
-            self._escalation,
-            rule.escalate_policy if rule else None,
-            incident.priority,
-            matched=True,
-        )
+        policy = self._policy_for(incident, rule)
         reason = (
             f"approval needed: job {verdicts.job.id} of rule {verdicts.job.rule} waits up to "
             f"{format_duration(timeout)} for an operator to approve or reject it"
@@ -645,14 +640,16 @@ class RemediationRunner:
         self._transition(conn, incident, _S.escalated, reason)
         # Remediations that ran for it failed or did not verify: the rule's breaker counts.
         incident_store.append_timeline(conn, self._gate.settle(conn, incident.id, False, now))
-        rule = _rule_named(self._rules(), incident.rule)
-        policy = choose_policy(
+        policy = self._policy_for(incident, _rule_named(self._rules(), incident.rule))
+        escalation_chain.start(conn, incident.id, policy, reason, now)
+
+    def _policy_for(self, incident: Any, rule: CompiledRule | None) -> str | None:
+        return choose_policy(
             self._escalation,
             rule.escalate_policy if rule else None,
             incident.priority,
             matched=incident.rule is not None,
         )
-        escalation_chain.start(conn, incident.id, policy, reason, now)
 
     def _transition(
         self,
