@@ -76,8 +76,8 @@ async def close_breaker(request: web.Request) -> web.Response:
 
 @requires(Role.operator)
 async def approve(request: web.Request) -> web.Response:
-    await parse_body(request, DecisionRequest)
-    return await _decide(request, approve=True, note=None)
+    note = (await parse_body(request, DecisionRequest)).note
+    return await _decide(request, approve=True, note=note)
 
 
 @requires(Role.operator)
@@ -92,7 +92,7 @@ async def _decide(request: web.Request, *, approve: bool, note: str | None) -> w
     by = request[PRINCIPAL]
     try:
         if approve:
-            job = await runner.approve(job_id, by)
+            job = await runner.approve(job_id, by, note)
         else:
             job = await runner.reject(job_id, by, note)
     except LookupError as exc:

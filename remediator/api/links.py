@@ -103,7 +103,7 @@ async def approval_link(request: web.Request) -> web.Response:
     runner = request.app[appkeys.RUNNER]
     try:
         if decision == "approve":
-            await runner.approve(job_id, LINK_APPROVER)
+            await runner.approve(job_id, LINK_APPROVER, None)
         else:
             await runner.reject(job_id, LINK_APPROVER, None)
     except LookupError as exc:

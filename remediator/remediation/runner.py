@@ -222,7 +222,7 @@ class RemediationRunner:
         )
         escalation_chain.start(conn, incident.id, policy, reason, now)
 
-    async def approve(self, job_id: int, by: str) -> Any:
+    async def approve(self, job_id: int, by: str, note: str | None = None) -> Any:
         """An operator approves a waiting job: it is queued again and runs once the other
         guards still allow it. Raises LookupError / ValueError when it cannot be approved."""
 
@@ -235,7 +235,9 @@ class RemediationRunner:
                 now,
                 Actor.user(by),
                 "approval_given",
-                f"{by} approved job {job_id}; it runs once the other guards still allow it",
+                f"{by} approved job {job_id}"
+                + (f": {note}" if note else "")
+                + "; it runs once the other guards still allow it",
                 data={"job_id": job_id},
             )
             incident_store.append_timeline(conn, [entry])

@@ -320,6 +320,30 @@ async def test_a_job_that_needs_approval_waits_pages_and_runs_once_approved_by_l
     assert "999999" in (await unknown.json())["error"]
 
 
+async def test_an_operator_approves_through_the_api_with_a_note(
+    aiohttp_client: Any,
+    db_url: str,
+    tmp_path: Path,
+    deployer: tuple[Deployer, str],
+) -> None:
+    service, base = deployer
+    client = await serve(aiohttp_client, db_url, tmp_path, approval_rules(base))
+    await client.post(WEBHOOK, json=disk_alert("firing"))
+    incident = await incident_when(client, job_in("awaiting_approval"))
+    [job] = incident["remediation"]
+
+    approved = await client.post(
+        f"/api/v1/jobs/{job['id']}/approve", json={"note": "checked the disk"}, headers=OPS
+    )
+    assert approved.status == 200, await approved.text()
+    assert (await approved.json())["approved_by"] == "oncall"
+    incident = await incident_when(client, job_in("succeeded"))
+    [given] = [e for e in incident["timeline"] if e["kind"] == "approval_given"]
+    assert given["actor"] == "oncall"
+    assert "checked the disk" in given["message"]
+    assert len(service.requests) == 1
+
+
 async def test_a_rejected_job_never_runs_and_its_incident_escalates(
     aiohttp_client: Any,
     db_url: str,
