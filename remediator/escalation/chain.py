@@ -29,9 +29,16 @@ ENDING_STEP: Final = -1
 def start(
     conn: Connection, incident_id: int, policy: str | None, reason: str, now: datetime
 ) -> bool:
-    """Start the incident's chain with `policy` (due now); False when there is none to start."""
-    if store.active_for(conn, incident_id) is not None:
-        return False  # already paging about this incident
+    """Start the incident's chain with `policy` (due now); False when there is none to start.
+
+    A chain already paging about the incident goes on; its later pages give the new reason
+    (e.g. "approval rejected" after "approval needed"), so nobody acts on a stale one."""
+    active = store.active_for(conn, incident_id)
+    if active is not None:
+        if active.reason != reason:
+            store.update_escalation(conn, active.id, {"reason": reason})
+            _note(conn, incident_id, now, "escalation_reason", f"escalation goes on: {reason}")
+        return False
     if policy is None:
         _note(
             conn,

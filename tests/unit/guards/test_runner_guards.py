@@ -533,6 +533,12 @@ async def test_a_rejected_remediation_escalates(service: Start) -> None:
     assert await svc.escalation_reason(incident_id) == (
         "remediation not run: approval rejected by bob: not during the sale"
     )
+    # The chain that asked for approval goes on paging, with the reason as it is now.
+    [chain] = await svc.chains(incident_id)
+    assert (chain.state, chain.reason) == (
+        "active",
+        "remediation not run: approval rejected by bob: not during the sale",
+    )
     await asyncio.sleep(0.2)
     assert svc.executor.ran() == []
 
@@ -548,6 +554,9 @@ async def test_an_approval_not_given_in_time_escalates(service: Start) -> None:
     assert (await svc.escalation_reason(incident_id)).startswith(
         "remediation not run: approval timed out"
     )
+    [chain] = await svc.chains(incident_id)
+    assert chain.state == "active"
+    assert chain.reason.startswith("remediation not run: approval timed out")
     assert svc.executor.ran() == []
     with pytest.raises(ValueError, match="not awaiting approval"):
         await svc.runner.approve(job.id, "alice")
