@@ -24,11 +24,8 @@ from remediator.guards.decide import Ask, Decision, Outcome, Snapshot, Verdict, 
 from remediator.guards.windows import active_window
 from remediator.incidents.timeline import Actor, TimelineEntry
 from remediator.metrics import Metrics
-from remediator.rules import CompiledRule, RuleSet, Template, TemplateError, render_context
+from remediator.rules import CompiledRule, RuleSet, TemplateError, render_context
 from remediator.store import guards as store
-
-# Which remediation outcome the breaker counts as a success.
-SUCCESS, FAILURE = store.SUCCESS, store.FAILURE
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,19 +108,17 @@ class GuardGate:
         )
 
     def _alerting(self, conn: Connection, rule: str, guards: Guards, group: str) -> int:
-        """Distinct targets of `group` with a firing alert of `rule`."""
-        blast = guards.blast_radius
-        assert blast is not None
+        """Distinct targets of `group` with a firing alert of `rule`, each named as its own
+        remediation would name it."""
         seen: set[str] = set()
-        for labels in store.firing_labels(conn, rule):
-            context = render_context(labels, {}, {}, {})
+        for row in store.firing_alerts(conn, rule):
+            alert = AlertRef(rule, row.labels, row.annotations, row.fingerprint, row.incident_id)
             try:
-                if blast.group is not None and _render(blast.group, context) != group:
-                    continue
-                target = _render(guards.target, context) if guards.target else _default(labels)
+                ask = ask_for(guards, alert, "", approved=False)
             except TemplateError:
                 continue  # such an alert's own decision reports the template error
-            seen.update(split_targets(target))
+            if ask.group == group:
+                seen.update(ask.targets)
         return len(seen)
 
     def _begin(
@@ -178,7 +173,7 @@ class GuardGate:
             record_success(conn, incident_id, now)
             return []
         notes = []
-        for rule_name in store.settle(conn, incident_id, FAILURE):
+        for rule_name in store.settle(conn, incident_id, store.FAILURE):
             rule = next((r for r in self._rules().rules if r.name == rule_name), None)
             config = (self.guards_of(rule) if rule else self._base).circuit_breaker
             before = store.breaker(conn, rule_name, for_update=True)
@@ -229,7 +224,7 @@ def ask_for(guards: Guards, alert: AlertRef, priority: str, *, approved: bool) -
         {"id": alert.incident_id},
     )
     target = (
-        _render(guards.target, context)
+        guards.target.render(context)
         if guards.target
         else _default(alert.labels) or f"alert:{alert.fingerprint}"
     )
@@ -239,21 +234,17 @@ def ask_for(guards: Guards, alert: AlertRef, priority: str, *, approved: bool) -
         rule=alert.rule,
         priority=priority,
         targets=split_targets(target),
-        rate_key=_render(rate.key, context) if rate and rate.key else "",
-        group=_render(blast.group, context) if blast and blast.group else "",
+        rate_key=rate.key.render(context) if rate and rate.key else "",
+        group=blast.group.render(context) if blast and blast.group else "",
         approved=approved,
     )
 
 
 def record_success(conn: Connection, incident_id: int, now: datetime) -> None:
     """The incident's remediations verified: their rules' breakers close and reset."""
-    for rule_name in store.settle(conn, incident_id, SUCCESS):
+    for rule_name in store.settle(conn, incident_id, store.SUCCESS):
         if store.breaker(conn, rule_name) != BreakerState():
             store.save_breaker(conn, rule_name, BreakerState(), "remediator", now)
-
-
-def _render(template: Template, context: Mapping[str, Any]) -> str:
-    return template.render(context)
 
 
 def split_targets(rendered: str) -> tuple[str, ...]:

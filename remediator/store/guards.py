@@ -169,10 +169,16 @@ def remediated_in_group(conn: Connection, rule: str, group: str, since: datetime
     return frozenset(row.target for row in conn.execute(stmt))
 
 
-def firing_labels(conn: Connection, rule: str) -> list[dict[str, str]]:
-    """Labels of every firing alert in this rule's unresolved incidents."""
+def firing_alerts(conn: Connection, rule: str) -> list[Row[Any]]:
+    """(incident_id, fingerprint, labels, annotations) of every firing alert in this rule's
+    unresolved incidents."""
     stmt = (
-        select(incident_alerts.c.labels)
+        select(
+            incident_alerts.c.incident_id,
+            incident_alerts.c.fingerprint,
+            incident_alerts.c.labels,
+            incident_alerts.c.annotations,
+        )
         .join(incidents, incidents.c.id == incident_alerts.c.incident_id)
         .where(
             incidents.c.rule == rule,
@@ -180,7 +186,7 @@ def firing_labels(conn: Connection, rule: str) -> list[dict[str, str]]:
             incident_alerts.c.status == "firing",
         )
     )
-    return [dict(row.labels) for row in conn.execute(stmt)]
+    return list(conn.execute(stmt))
 
 
 def rate_usage(conn: Connection, since: datetime) -> list[Row[Any]]:

@@ -380,6 +380,28 @@ async def test_a_rate_limit_per_service_slides_with_the_clock(service: Start) ->
     assert svc.decisions("rate_limit", "allowed") == 4
 
 
+async def test_too_much_of_a_group_alerting_stops_automation_for_that_group(
+    service: Start,
+) -> None:
+    blast = {"group": "{{ labels.cluster }}", "max_alerting": 2}
+    svc = await service({"blast_radius": blast}, run=False)
+    # Three hosts of eu-1 alert at once (more than 2); one host of us-1 alerts alone.
+    eu = [await svc.fire(alert(f"eu-{n}:9100", cluster="eu-1")) for n in (1, 2, 3)]
+    us = await svc.fire(alert("us-1:9100", cluster="us-1"))
+    svc.start()
+
+    for incident_id in eu:
+        job = await svc.settled(incident_id, "blocked")
+        assert job.outcome == (
+            "blast_radius: 3 targets of group eu-1 are alerting (more than 2): too much is "
+            "broken for automation to be safe"
+        )
+        await svc.in_state(incident_id, "escalated")
+    await svc.settled(us, "succeeded")
+    assert svc.executor.ran() == ["us-1:9100"]
+    assert svc.decisions("blast_radius", "blocked") == 3
+
+
 async def test_failures_open_the_breaker_and_a_trial_closes_or_reopens_it(
     service: Start,
 ) -> None:
