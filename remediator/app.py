@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from remediator import appkeys
-from remediator.api import channels, guards, incidents, links, ops, rules
+from remediator.api import channels, guards, incidents, links, ops, reports, rules
 from remediator.api.auth import Authenticator, auth_middleware
 from remediator.api.errors import error_middleware
 from remediator.api.openapi import openapi_json
@@ -82,6 +82,7 @@ def _routes(app: web.Application) -> None:
     app.router.add_get(r"/api/v1/jobs/{id:\d+}/approval-link", links.approval_link_page)
     app.router.add_post(r"/api/v1/jobs/{id:\d+}/approval-link", links.approval_link)
     app.router.add_get("/api/v1/rules", rules.list_rules)
+    app.router.add_get("/api/v1/reports/quality", reports.quality)
     app.router.add_get("/api/v1/openapi.json", openapi_json)
     app.router.add_post("/-/reload", ops.reload)
     app.router.add_get("/healthz", ops.healthz)

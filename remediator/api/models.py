@@ -33,6 +33,12 @@ class Incident(_Out):
     acknowledged_by: str | None
     resolved_at: datetime | None
     resolved_reason: str | None
+    resolution: str | None = Field(
+        description="who resolved it: automation (a verified remediation), human, or alert "
+        "(its alerts resolved on their own)"
+    )
+    paged_at: datetime | None = Field(description="when a human was first paged about it")
+    escalated_at: datetime | None = Field(description="when automation handed it to humans")
     ack_due_at: datetime
     resolve_due_at: datetime
     previous_incident_id: int | None = Field(description="the recent incident this one recurs")

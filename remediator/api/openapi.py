@@ -13,6 +13,7 @@ from remediator import __version__
 from remediator.api import models
 from remediator.api.errors import json_body
 from remediator.intake.model import WebhookBody
+from remediator.reports.quality import QualityReport
 
 _REF = "#/components/schemas/{model}"
 
@@ -67,6 +68,33 @@ def _ack_link(what: str = "acknowledge", does: str = "Acknowledge") -> dict[str,
     return {
         "get": operation(f"Confirmation page of a signed {what} link", "the page"),
         "post": operation(f"{does} through a signed link", "done"),
+    }
+
+
+def _period_param(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": {"type": "string"}, "description": description}
+
+
+def _report_paths() -> dict[str, Any]:
+    csv = {"text/csv": {"schema": {"type": "string"}}}
+    ok = {
+        "description": "the report; CSV rows are `metric,scope,value`",
+        "content": {**_json("QualityReport", "")["content"], **csv},
+    }
+    params = [
+        _period_param("from", "start (a date or RFC 3339 time); default 30 days before `to`"),
+        _period_param("to", "end, exclusive (a date includes that day); default now"),
+        {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}},
+    ]
+    return {
+        "/api/v1/reports/quality": {
+            "get": _operation(
+                "Service-quality indicators over incidents opened in a period",
+                "viewer",
+                {"200": ok},
+                parameters=params,
+            )
+        }
     }
 
 
@@ -140,10 +168,12 @@ def _paths() -> dict[str, Any]:
         for n, d in (
             ("state", "keep incidents in any of these states"),
             ("priority", "keep incidents of any of these priorities (P1..P4)"),
-            ("rule", "keep incidents opened by any of these rules"),
+            ("rule", 'keep incidents opened by any of these rules ("" for no rule)'),
             ("match", 'Alertmanager label matchers on common labels, e.g. service="checkout"'),
         )
     ] + [
+        _period_param("from", "opened at or after this date or RFC 3339 time"),
+        _period_param("to", "opened before this time (a date includes that day)"),
         {
             "name": "limit",
             "in": "query",
@@ -233,6 +263,7 @@ def _paths() -> dict[str, Any]:
             "get": _operation("Rules in force", "viewer", {"200": _json("RuleList", "the rules")})
         },
         **_guard_paths(),
+        **_report_paths(),
         "/-/reload": {
             "post": _operation(
                 "Reload rule files; a bad file keeps the old rules",
@@ -260,6 +291,7 @@ def openapi_document() -> dict[str, Any]:
         models.PauseRequest,
         models.DecisionRequest,
         models.Error,
+        QualityReport,
         WebhookBody,
     ]
     _, definitions = models_json_schema(

@@ -50,6 +50,7 @@ def start(
         )
         return False
     store.start(conn, incident_id, policy, reason, now)
+    incident_store.mark_first(conn, incident_id, "paged_at", now)
     _note(conn, incident_id, now, "escalation_started", f"escalation policy {policy} started")
     return True
 

@@ -94,6 +94,7 @@ class _Incident:
     touched: bool = False
     resolved_at: datetime | None = None
     resolved_reason: str | None = None
+    resolution: str | None = None
 
     @classmethod
     def from_columns(cls, columns: Mapping[str, Any], *, created_now: bool = False) -> _Incident:
@@ -357,9 +358,11 @@ class _Batch:
         policy = self.config.escalation.unmatched_policy
         if policy is not None:
             why = f"no rule matched alert {alertname}: automation has nothing to try"
-            self.after_timeline.append(
-                partial(escalation_chain.start, self.conn, incident.id, policy, why, self.now)
-            )
+            self.after_timeline.append(partial(self._hand_to_humans, incident.id, policy, why))
+
+    def _hand_to_humans(self, incident_id: int, policy: str, why: str) -> None:
+        escalation_chain.start(self.conn, incident_id, policy, why, self.now)
+        store.mark_first(self.conn, incident_id, "escalated_at", self.now)
 
     def _attach(
         self,
@@ -550,6 +553,7 @@ class _Batch:
                     "resolve_due_at": incident.resolve_due_at,
                     "resolved_at": incident.resolved_at,
                     "resolved_reason": incident.resolved_reason,
+                    "resolution": incident.resolution,
                 }
             )
         store.update_incidents(self.conn, updates)
@@ -592,8 +596,10 @@ class _Batch:
             self.after_timeline.append(
                 partial(escalation_chain.stop, self.conn, incident.id, "resolve", reason, self.now)
             )
-        if incident.state == IncidentState.verifying:  # the remediation worked: breakers reset
+        verified = incident.state == IncidentState.verifying
+        if verified:  # the remediation worked: breakers reset
             self.verified.append(incident.id)
+        incident.resolution = "automation" if verified else "alert"
         self._note(
             incident,
             Actor.system(),

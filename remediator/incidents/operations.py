@@ -49,7 +49,7 @@ class IncidentOperations:
         later escalations of the same rule or key show."""
         now = self._clock()
         message = f"resolved by {user}" + (f": {reason}" if reason else "")
-        changes = {"resolved_at": now, "resolved_reason": message}
+        changes = {"resolved_at": now, "resolved_reason": message, "resolution": "human"}
         await self._transition(
             incident_id, user, IncidentState.resolved, message, changes, now, "resolve", reason
         )

@@ -640,6 +640,7 @@ class RemediationRunner:
         self._escalated += 1
         self._metrics.incidents_escalated.inc()
         self._transition(conn, incident, _S.escalated, reason)
+        incident_store.mark_first(conn, incident.id, "escalated_at", now)
         # Remediations that ran for it failed or did not verify: the rule's breaker counts.
         incident_store.append_timeline(conn, self._gate.settle(conn, incident.id, False, now))
         policy = self._policy_for(incident, _rule_named(self._rules(), incident.rule))
@@ -675,7 +676,7 @@ class RemediationRunner:
             "verify_check_at": verify_check_at,
         }
         if resolved:
-            values |= {"resolved_at": now, "resolved_reason": reason}
+            values |= {"resolved_at": now, "resolved_reason": reason, "resolution": "automation"}
             self._gate.settle(conn, incident.id, True, now)  # verified: breakers reset
         incident_store.update_incident(conn, incident.id, values)
         entry = TimelineEntry(

@@ -73,6 +73,16 @@ def update_incident(conn: Connection, incident_id: int, values: dict[str, Any]) 
     conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**values))
 
 
+def mark_first(conn: Connection, incident_id: int, column: str, now: datetime) -> None:
+    """Set `paged_at` or `escalated_at` the first time it happens; later calls keep it."""
+    target = incidents.c[column]
+    conn.execute(
+        update(incidents)
+        .where(incidents.c.id == incident_id, target.is_(None))
+        .values({target: now})
+    )
+
+
 def update_incidents(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Write several incidents back in one statement; every row has the same keys + "id"."""
     if not rows:
@@ -296,17 +306,26 @@ def list_incidents(
     states: Sequence[str] = (),
     priorities: Sequence[str] = (),
     rules: Sequence[str] = (),
+    opened_from: datetime | None = None,
+    opened_to: datetime | None = None,
     before_id: int | None = None,
     limit: int = 50,
 ) -> list[Row[Any]]:
-    """Newest first; `before_id` continues a previous page."""
+    """Newest first; `before_id` continues a previous page. `opened_from` / `opened_to`
+    bound the opening time ([from, to)); the rule "" means incidents no rule matched."""
     stmt = select(incidents).order_by(incidents.c.id.desc()).limit(limit)
+    if opened_from is not None:
+        stmt = stmt.where(incidents.c.opened_at >= opened_from)
+    if opened_to is not None:
+        stmt = stmt.where(incidents.c.opened_at < opened_to)
     if states:
         stmt = stmt.where(incidents.c.state.in_(states))
     if priorities:
         stmt = stmt.where(incidents.c.priority.in_(priorities))
     if rules:
-        stmt = stmt.where(incidents.c.rule.in_(rules))
+        named = [rule for rule in rules if rule]
+        condition = incidents.c.rule.in_(named)
+        stmt = stmt.where(condition | incidents.c.rule.is_(None) if "" in rules else condition)
     if before_id is not None:
         stmt = stmt.where(incidents.c.id < before_id)
     return list(conn.execute(stmt))

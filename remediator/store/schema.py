@@ -85,6 +85,13 @@ incidents = Table(
     # When the acknowledgement / resolution SLA was recorded as breached (once each).
     Column("ack_breached_at", Timestamp),
     Column("resolve_breached_at", Timestamp),
+    # For the quality report, written once when each happens (see remediator.reports):
+    # the first page to a human, the first hand-over by automation, and who resolved it
+    # (automation: a remediation verified; human: resolved by hand; alert: the alerts
+    # resolved on their own).
+    Column("paged_at", Timestamp),
+    Column("escalated_at", Timestamp),
+    Column("resolution", String(16)),
     # At most one unresolved incident per key; replicas racing to open one collide here.
     Index(
         "uq_incidents_open_key",
@@ -95,6 +102,7 @@ incidents = Table(
     ),
     Index("ix_incidents_key_resolved_at", "key", "resolved_at"),
     Index("ix_incidents_state", "state"),
+    Index("ix_incidents_opened_at", "opened_at"),
     Index("ix_incidents_verify_check_at", "verify_check_at"),
     # The SLA sweep looks for unbreached incidents past a due time, every second.
     Index("ix_incidents_ack_sla", "ack_breached_at", "acknowledged_at", "ack_due_at"),

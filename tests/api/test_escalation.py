@@ -165,6 +165,9 @@ async def test_an_escalated_incident_that_resolves_at_the_source_closes_the_page
     assert (resolve["event_action"], resolve["dedup_key"]) == ("resolve", trigger["dedup_key"])
     detail = await incident_when(client, lambda i: i["state"] == "resolved")
     assert detail["resolved_reason"].startswith("source resolved")
+    assert detail["resolution"] == "alert"  # not fixed by automation, nor by a human
+    assert detail["escalated_at"] is not None
+    assert detail["paged_at"] == detail["escalations"][0]["started_at"]
 
 
 async def test_a_signed_link_in_the_page_acknowledges_after_confirmation(
@@ -276,6 +279,7 @@ async def test_pagerduty_webhooks_acknowledge_and_resolve_the_incident(
     assert (await (await pd_webhook(client, resolved)).json())["applied"] == 1
     detail = await incident_when(client, lambda i: i["state"] == "resolved")
     assert detail["resolved_reason"] == "resolved by Tenex Engineer (via pd-storage)"
+    assert detail["resolution"] == "human"
     await asyncio.sleep(0.3)
     assert [event["event_action"] for event in pagerduty.accepted] == [
         "trigger",

@@ -107,9 +107,10 @@ async def test_acknowledge_then_resolve_by_hand(make_client: ClientFactory) -> N
     assert "acknowledged" in (await again.json())["error"]
     resolved = await client.post(f"{url}/resolve", json={"reason": "disk cleaned"})
     body = await resolved.json()
-    assert (body["state"], body["resolved_reason"]) == (
+    assert (body["state"], body["resolved_reason"], body["resolution"]) == (
         "resolved",
         "resolved by anonymous: disk cleaned",
+        "human",
     )
     last = body["timeline"][-1]
     assert (last["from_state"], last["to_state"], last["actor_type"]) == (

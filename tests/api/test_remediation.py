@@ -122,6 +122,12 @@ async def test_a_fixed_fault_ends_auto_remediated(
     assert (await client.post(WEBHOOK, json=disk_alert("resolved", hostile))).status == 200
     incident = await incident_when(client, lambda i: i["state"] == "resolved")
     assert incident["resolved_reason"].startswith("auto-remediated")
+    # The quality report counts it as fixed by automation; nobody was paged.
+    assert (incident["resolution"], incident["paged_at"], incident["escalated_at"]) == (
+        "automation",
+        None,
+        None,
+    )
     kinds = [entry["kind"] for entry in incident["timeline"]]
     assert "remediation_queued" in kinds
     assert "action_succeeded" in kinds

@@ -1,0 +1,1 @@
+"""Reports over the stored history: the service-quality indicators managers track."""

@@ -1,0 +1,56 @@
+"""quality report: when an incident first paged a human and was escalated, who resolved it
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-11-21 10:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+
+revision: str = '0008'
+down_revision: str | None = '0007'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('incidents', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('paged_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('escalated_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('resolution', sa.String(length=16), nullable=True))
+        batch_op.create_index(batch_op.f('ix_incidents_opened_at'), ['opened_at'], unique=False)
+    # Incidents from before this revision: the same facts, read back from their history.
+    op.execute(
+        "UPDATE incidents SET paged_at = (SELECT min(e.started_at) FROM escalations e"
+        " WHERE e.incident_id = incidents.id)"
+    )
+    op.execute(
+        "UPDATE incidents SET escalated_at = (SELECT min(t.at) FROM timeline t"
+        " WHERE t.incident_id = incidents.id AND t.kind = 'state_changed'"
+        " AND t.to_state = 'escalated')"
+    )
+    op.execute(
+        "UPDATE incidents SET escalated_at = paged_at"
+        " WHERE escalated_at IS NULL AND rule IS NULL AND paged_at IS NOT NULL"
+    )
+    op.execute(
+        "UPDATE incidents SET resolution = CASE"
+        " WHEN EXISTS (SELECT 1 FROM timeline t WHERE t.incident_id = incidents.id"
+        "   AND t.to_state = 'resolved' AND t.actor_type = 'user') THEN 'human'"
+        " WHEN EXISTS (SELECT 1 FROM timeline t WHERE t.incident_id = incidents.id"
+        "   AND t.to_state = 'resolved' AND t.from_state = 'verifying') THEN 'automation'"
+        " ELSE 'alert' END"
+        " WHERE resolved_at IS NOT NULL"
+    )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('incidents', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_incidents_opened_at'))
+        batch_op.drop_column('resolution')
+        batch_op.drop_column('escalated_at')
+        batch_op.drop_column('paged_at')
