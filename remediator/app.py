@@ -31,6 +31,7 @@ from remediator.remediation.verification import close_verifiers, create_verifier
 from remediator.rules.active import ActiveRules
 from remediator.store import migrate
 from remediator.store.database import Database
+from remediator.web.routes import add_dashboard
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,10 @@ def create_app(
     migrate_on_start: bool = True,
 ) -> web.Application:
     """Build the service. Rules and the database are opened when the app starts."""
+    authenticator = Authenticator(config)
     app = web.Application(
         client_max_size=config.intake.max_body_bytes + _BODY_LIMIT_HEADROOM,
-        middlewares=[error_middleware, auth_middleware(Authenticator(config))],
+        middlewares=[error_middleware, auth_middleware(authenticator)],
     )
     app[appkeys.CONFIG] = config
     app[appkeys.METRICS] = metrics or Metrics()
@@ -60,6 +62,7 @@ def create_app(
     app.cleanup_ctx.append(_remediation)
     app.cleanup_ctx.append(_intake_writer)
     _routes(app)
+    add_dashboard(app, authenticator)
     return app
 
 

@@ -47,7 +47,7 @@ def webhook_auth(handler: H) -> H:
 
 
 @dataclass(frozen=True, slots=True)
-class _Token:
+class Token:
     name: str
     secret: bytes
     role: Role
@@ -59,7 +59,7 @@ class Authenticator:
     def __init__(self, config: Config) -> None:
         base = config.base_dir
         self.tokens = [
-            _Token(t.name, t.secret().reveal(base).encode(), t.role) for t in config.auth.tokens
+            Token(t.name, t.secret().reveal(base).encode(), t.role) for t in config.auth.tokens
         ]
         hook = config.intake.auth
         self.webhook_bearer: bytes | None = None
@@ -74,15 +74,20 @@ class Authenticator:
         if not self.tokens:
             log.warning("no API tokens configured: the API is open to anyone who can reach it")
 
-    def api_principal(self, request: web.Request) -> _Token | None:
+    def api_principal(self, request: web.Request) -> Token | None:
         presented = _bearer(request)
-        if presented is None:
-            return None
+        return None if presented is None else self.token_for(presented)
+
+    def token_for(self, presented: bytes) -> Token | None:
+        """The configured token whose secret is `presented`, compared in constant time."""
         found = None
         for token in self.tokens:  # check all, so timing does not reveal which one matched
             if hmac.compare_digest(presented, token.secret):
                 found = token
         return found
+
+    def tokens_named(self, name: str) -> list[Token]:
+        return [token for token in self.tokens if token.name == name]
 
     def webhook_ok(self, request: web.Request) -> bool:
         if self.webhook_bearer is not None:

@@ -223,3 +223,28 @@ def jobs_of(conn: Connection, incident_id: int) -> list[Row[Any]]:
 def runs_of(conn: Connection, incident_id: int) -> list[Row[Any]]:
     stmt = select(action_runs).where(action_runs.c.incident_id == incident_id)
     return list(conn.execute(stmt.order_by(action_runs.c.id)))
+
+
+def latest_of_rule(conn: Connection, rule: str, limit: int) -> list[Row[Any]]:
+    """The rule's newest jobs, newest first (the dashboard's "last runs")."""
+    stmt = (
+        select(remediation_jobs)
+        .where(remediation_jobs.c.rule == rule)
+        .order_by(remediation_jobs.c.id.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(stmt))
+
+
+def outcomes_since(conn: Connection, since: datetime) -> dict[str, dict[str, int]]:
+    """Jobs created since `since` (dry runs left out), counted by rule and state."""
+    c = remediation_jobs.c
+    stmt = (
+        select(c.rule, c.state, func.count())
+        .where(c.created_at >= since, c.dry_run.is_(False))
+        .group_by(c.rule, c.state)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for rule, state, count in conn.execute(stmt):
+        counts.setdefault(rule, {})[state] = int(count)
+    return counts

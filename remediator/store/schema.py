@@ -171,6 +171,8 @@ remediation_jobs = Table(
     # A resolved alert cancels its queued jobs: found by fingerprint, however many are queued.
     Index("ix_remediation_jobs_fingerprint_state", "fingerprint", "state"),
     Index("ix_remediation_jobs_incident_id", "incident_id"),
+    # The dashboard's rules page: each rule's latest jobs.
+    Index("ix_remediation_jobs_rule_id", "rule", "id"),
 )
 
 # Every attempt of every action of a job: rendered parameters, outcome, capped output.

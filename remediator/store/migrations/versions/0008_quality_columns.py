@@ -1,4 +1,5 @@
-"""quality report: when an incident first paged a human and was escalated, who resolved it
+"""quality report: when an incident first paged a human and was escalated, who resolved it;
+indexes for the dashboard
 
 Revision ID: 0008
 Revises: 0007
@@ -23,6 +24,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('escalated_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('resolution', sa.String(length=16), nullable=True))
         batch_op.create_index(batch_op.f('ix_incidents_opened_at'), ['opened_at'], unique=False)
+    with op.batch_alter_table('remediation_jobs', schema=None) as batch_op:
+        batch_op.create_index('ix_remediation_jobs_rule_id', ['rule', 'id'], unique=False)
     # Incidents from before this revision: the same facts, read back from their history.
     op.execute(
         "UPDATE incidents SET paged_at = (SELECT min(e.started_at) FROM escalations e"
@@ -49,6 +52,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('remediation_jobs', schema=None) as batch_op:
+        batch_op.drop_index('ix_remediation_jobs_rule_id')
     with op.batch_alter_table('incidents', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_incidents_opened_at'))
         batch_op.drop_column('resolution')
