@@ -54,6 +54,13 @@ async def logout(request: web.Request) -> web.Response:
 
 def _next(target: str | None) -> str:
     """Where to go after signing in: only a path on this site (never `//elsewhere`)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        # Browsers drop tabs and newlines from a Location: "/\t/evil" would become "//evil".
+        and all(c.isprintable() and not c.isspace() for c in target)
+    ):
         return target
     return "/incidents"

@@ -8,9 +8,15 @@
   var seconds = 5;
   if (note && note.dataset.refresh) { seconds = parseInt(note.dataset.refresh, 10) || 5; }
 
+  // Typing in a form, or having typed and clicked away, keeps its section as it is.
   function busy(element) {
     var active = document.activeElement;
-    return active && element.contains(active) && /INPUT|TEXTAREA|SELECT/.test(active.tagName);
+    if (active && element.contains(active) && /INPUT|TEXTAREA|SELECT/.test(active.tagName)) {
+      return true;
+    }
+    return Array.prototype.some.call(element.querySelectorAll("input, textarea"), function (field) {
+      return field.type !== "hidden" && field.type !== "checkbox" && field.value !== field.defaultValue;
+    });
   }
 
   function refresh() {
@@ -24,7 +30,7 @@
         })
         .then(function (html) {
           element.innerHTML = html;
-          if (note) { note.textContent = "updated " + new Date().toLocaleTimeString(); }
+          if (note) { note.textContent = "updated " + new Date().toISOString().slice(11, 19) + " UTC"; }
         })
         .catch(function (error) {
           if (note) { note.textContent = "live refresh failed (" + error.message + "): reload the page"; }
