@@ -37,6 +37,7 @@ check: $(STAMP)
 ## bench: drive a real service over loopback and print alerts/s, latency and RSS
 bench: $(STAMP)
 	$(BIN)/python -m bench.webhook
+	$(BIN)/python -m bench.dashboard
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

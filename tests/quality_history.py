@@ -150,6 +150,10 @@ def _incident_row(spec: dict[str, Any]) -> dict[str, Any]:
         "resolved_at": resolved,
         "resolved_reason": spec.get("resolution"),
         "resolution": spec.get("resolution"),
+        "resolve_seconds": spec.get("resolved"),
+        "response_seconds": spec.get(
+            "acknowledged", spec.get("resolved") if spec.get("resolution") == "human" else None
+        ),
         "paged_at": at("paged"),
         "escalated_at": at("escalated"),
         "ack_due_at": opened + _s(900),

@@ -39,6 +39,10 @@ class Incident(_Out):
     )
     paged_at: datetime | None = Field(description="when a human was first paged about it")
     escalated_at: datetime | None = Field(description="when automation handed it to humans")
+    response_seconds: float | None = Field(
+        description="opened → first human response (acknowledged, or resolved by hand)"
+    )
+    resolve_seconds: float | None = Field(description="opened → resolved")
     ack_due_at: datetime
     resolve_due_at: datetime
     previous_incident_id: int | None = Field(description="the recent incident this one recurs")

@@ -36,7 +36,7 @@ async def quality_report(request: web.Request) -> QualityReport:
     """The report for the request's `from` / `to`; ValueError names a bad parameter."""
     query = request.query
     start, end = parse_period(query.get("from"), query.get("to"), datetime.now(UTC))
-    return await request.app[appkeys.DATABASE].read(lambda conn: build_report(conn, start, end))
+    return await build_report(request.app[appkeys.DATABASE], start, end)
 
 
 def _wants_csv(request: web.Request) -> bool:

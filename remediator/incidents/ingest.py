@@ -95,6 +95,7 @@ class _Incident:
     resolved_at: datetime | None = None
     resolved_reason: str | None = None
     resolution: str | None = None
+    resolve_seconds: float | None = None
 
     @classmethod
     def from_columns(cls, columns: Mapping[str, Any], *, created_now: bool = False) -> _Incident:
@@ -554,6 +555,7 @@ class _Batch:
                     "resolved_at": incident.resolved_at,
                     "resolved_reason": incident.resolved_reason,
                     "resolution": incident.resolution,
+                    "resolve_seconds": incident.resolve_seconds,
                 }
             )
         store.update_incidents(self.conn, updates)
@@ -610,6 +612,7 @@ class _Batch:
         )
         incident.state = IncidentState.resolved.value
         incident.resolved_at, incident.resolved_reason = self.now, reason
+        incident.resolve_seconds = store.seconds_since(incident.opened_at, self.now)
         self.result.resolved_incidents += 1
 
     def _note(

@@ -70,7 +70,12 @@ class IncidentOperations:
             if known_resolution:
                 resolutions.record(conn, row, known_resolution, user, now)
             check_transition(incident_id, row.state, target)
-            values = {"state": target.value, "updated_at": now, **changes}
+            values = {
+                "state": target.value,
+                "updated_at": now,
+                **changes,
+                **_timings(row, target, now),
+            }
             store.update_incident(conn, incident_id, values)
             _append(conn, incident_id, now, user, "state_changed", message, row.state, target.value)
             # A human has it (or it is over): no more pages; those paged hear so.
@@ -89,6 +94,16 @@ class IncidentOperations:
             store.update_incident(conn, incident_id, {"updated_at": now})
 
         await self._db.write(transaction)
+
+
+def _timings(row: Row[Any], target: IncidentState, now: datetime) -> dict[str, float]:
+    """The report's durations for a human acting `now`: the first response (acknowledging, or
+    resolving by hand without acknowledging), and the resolution when it is one."""
+    elapsed = store.seconds_since(row.opened_at, now)
+    timings = {"response_seconds": elapsed} if row.response_seconds is None else {}
+    if target == IncidentState.resolved:
+        timings["resolve_seconds"] = elapsed
+    return timings
 
 
 def _locked(conn: Connection, incident_id: int) -> Row[Any]:

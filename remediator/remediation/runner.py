@@ -676,7 +676,12 @@ class RemediationRunner:
             "verify_check_at": verify_check_at,
         }
         if resolved:
-            values |= {"resolved_at": now, "resolved_reason": reason, "resolution": "automation"}
+            values |= {
+                "resolved_at": now,
+                "resolved_reason": reason,
+                "resolution": "automation",
+                "resolve_seconds": incident_store.seconds_since(incident.opened_at, now),
+            }
             self._gate.settle(conn, incident.id, True, now)  # verified: breakers reset
         incident_store.update_incident(conn, incident.id, values)
         entry = TimelineEntry(

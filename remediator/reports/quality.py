@@ -12,14 +12,17 @@ Definitions (the README's "Quality report" section repeats them for readers):
   SLA ÷ incidents of that priority.
 - recurrence rate: incidents that re-opened a recently resolved one (within
   `incidents.recurrence_window`) ÷ resolved incidents.
+- per rule: the above per rule, and the remediation jobs queued in the period: how many ran
+  (succeeded or failed; dry runs left out), how many succeeded, how many guards held back.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -28,6 +31,7 @@ from sqlalchemy.engine import Connection
 from remediator.incidents.priority import Priority
 from remediator.reports.stats import percentile, rate
 from remediator.store import reports as store
+from remediator.store.database import Database
 
 UNMATCHED = "(no rule)"
 # Remediation job states that mean the job ran its actions to an end.
@@ -105,105 +109,122 @@ class QualityReport(BaseModel):
     series: list[Bucket]
 
 
-def build_report(conn: Connection, start: datetime, end: datetime) -> QualityReport:
-    """The report over incidents opened in [start, end)."""
-    facts = [_Fact.of(row) for row in store.incident_facts(conn, start, end)]
-    jobs = _JobTally.of(store.job_counts(conn, start, end))
-    every = _Tally.over(facts)
-    bucket = _bucket_size(end - start)
+async def build_report(db: Database, start: datetime, end: datetime) -> QualityReport:
+    """The report over incidents opened in [start, end), read in one snapshot."""
+    width = int(_bucket_size(end - start).total_seconds())
+    index = _bucket_index(start, width)
+
+    def read(conn: Connection) -> QualityReport:
+        counts = _Counts.of(store.outcome_counts(conn, start, end, width), index)
+        times = _ResolveTimes.of(store.resolve_times(conn, start, end, width), index)
+        responses = [max(s, 0.0) for s in store.response_times(conn, start, end)]
+        jobs = _JobTally.of(store.job_counts(conn, start, end))
+        return _assemble(start, end, width, counts, times, responses, jobs)
+
+    return await db.read(read)
+
+
+def _assemble(
+    start: datetime,
+    end: datetime,
+    width: int,
+    counts: _Counts,
+    times: _ResolveTimes,
+    responses: list[float],
+    jobs: _JobTally,
+) -> QualityReport:
+    every = counts.every
     return QualityReport(
         start=start,
         end=end,
-        incidents=every.count,
-        resolved=len(every.resolve_times),
+        incidents=every.incidents,
+        resolved=every.resolved,
         paged=every.paged,
-        acknowledged=len(every.ack_times),
-        mtta=_durations(every.ack_times),
-        mttr=_durations(every.resolve_times),
+        acknowledged=len(responses),
+        mtta=_durations(responses),
+        mttr=_durations(times.every),
         auto_remediated=every.auto,
-        auto_remediation_rate=rate(every.auto, len(every.resolve_times)),
+        auto_remediation_rate=rate(every.auto, every.resolved),
         escalated=every.escalated,
-        escalation_rate=rate(every.escalated, every.count),
+        escalation_rate=rate(every.escalated, every.incidents),
         recurred=every.recurred,
-        recurrence_rate=rate(every.recurred, len(every.resolve_times)),
+        recurrence_rate=rate(every.recurred, every.resolved),
         sla_breached=every.breached,
-        sla_breach_rate=rate(every.breached, every.count),
+        sla_breach_rate=rate(every.breached, every.incidents),
         by_priority=[
-            _priority(p.value, _Tally.over(f for f in facts if f.priority == p.value))
+            _priority(p.value, counts.by_priority.get(p.value, _Tally()), times.by_priority)
             for p in Priority
         ],
-        by_rule=[_rule(name, tally, jobs) for name, tally in _by_rule(facts, jobs)],
-        bucket_seconds=int(bucket.total_seconds()),
-        series=_series(facts, start, end, bucket),
+        by_rule=_rules(counts, times, jobs),
+        bucket_seconds=width,
+        series=_series(counts, times, start, end, width),
     )
 
 
 @dataclass(slots=True)
-class _Fact:
-    priority: str
-    rule: str
-    opened: float
-    ack_after: float | None
-    resolved_after: float | None
-    paged: bool
-    escalated: bool
-    resolution: str | None
-    ack_breached: bool
-    resolve_breached: bool
-    recurred: bool
+class _Tally:
+    """Counts of one group of incidents (all, a priority, a rule or a bucket)."""
 
-    @classmethod
-    def of(cls, row: Any) -> _Fact:
-        return cls(
-            row.priority,
-            row.rule if row.rule is not None else UNMATCHED,
-            # julianday() arithmetic leaves float noise (10:00 reads as 09:59:59.99999).
-            round(float(row.opened), 3),
-            row.ack_after,
-            row.resolved_after,
-            bool(row.paged),
-            bool(row.escalated),
-            row.resolution,
-            bool(row.ack_breached),
-            bool(row.resolve_breached),
-            bool(row.recurred),
-        )
+    incidents: int = 0
+    escalated: int = 0
+    recurred: int = 0
+    ack_breached: int = 0
+    resolve_breached: int = 0
+    breached: int = 0
+    paged: int = 0
+    resolved: int = 0
+    auto: int = 0
+
+    def add(self, values: tuple[int, ...]) -> None:
+        self.incidents += values[0]
+        self.escalated += values[1]
+        self.recurred += values[2]
+        self.ack_breached += values[3]
+        self.resolve_breached += values[4]
+        self.breached += values[5]
+        self.paged += values[6]
+        self.resolved += values[7]
+        self.auto += values[8]
 
 
 @dataclass(slots=True)
-class _Tally:
-    count: int = 0
-    paged: int = 0
-    escalated: int = 0
-    auto: int = 0
-    recurred: int = 0
-    breached: int = 0
-    ack_breached: int = 0
-    resolve_breached: int = 0
-    ack_times: list[float] = field(default_factory=list)
-    resolve_times: list[float] = field(default_factory=list)
+class _Counts:
+    every: _Tally = field(default_factory=_Tally)
+    by_priority: dict[str, _Tally] = field(default_factory=lambda: defaultdict(_Tally))
+    by_rule: dict[str, _Tally] = field(default_factory=lambda: defaultdict(_Tally))
+    by_bucket: dict[int, _Tally] = field(default_factory=lambda: defaultdict(_Tally))
 
     @classmethod
-    def over(cls, facts: Iterable[_Fact]) -> _Tally:
-        tally = cls()
-        for fact in facts:
-            tally.add(fact)
-        return tally
+    def of(cls, rows: Iterable[tuple[Any, ...]], index: Callable[[str], int]) -> _Counts:
+        counts = cls()
+        for priority, rule, bucket, *values in rows:
+            numbers = tuple(int(v or 0) for v in values)
+            counts.every.add(numbers)
+            counts.by_priority[priority].add(numbers)
+            counts.by_rule[rule if rule is not None else UNMATCHED].add(numbers)
+            counts.by_bucket[index(bucket)].add(numbers)
+        return counts
 
-    def add(self, fact: _Fact) -> None:
-        self.count += 1
-        self.escalated += fact.escalated
-        self.recurred += fact.recurred
-        self.ack_breached += fact.ack_breached
-        self.resolve_breached += fact.resolve_breached
-        self.breached += fact.ack_breached or fact.resolve_breached
-        if fact.paged:
-            self.paged += 1
-            if fact.ack_after is not None:
-                self.ack_times.append(max(fact.ack_after, 0.0))
-        if fact.resolved_after is not None:
-            self.resolve_times.append(max(fact.resolved_after, 0.0))
-            self.auto += fact.resolution == "automation"
+
+@dataclass(slots=True)
+class _ResolveTimes:
+    every: list[float] = field(default_factory=list)
+    by_priority: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    by_rule: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    by_bucket: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    @classmethod
+    def of(cls, rows: Iterable[tuple[Any, ...]], index: Callable[[str], int]) -> _ResolveTimes:
+        times = cls()
+        every, by_priority = times.every.append, times.by_priority
+        by_rule, by_bucket = times.by_rule, times.by_bucket
+        for priority, rule, bucket, seconds in rows:
+            value = seconds if seconds > 0 else 0.0
+            every(value)
+            by_priority[priority].append(value)
+            by_rule[rule if rule is not None else UNMATCHED].append(value)
+            by_bucket[index(bucket)].append(value)
+        return times
 
 
 @dataclass(slots=True)
@@ -241,43 +262,40 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def _priority(name: str, tally: _Tally) -> PriorityQuality:
+def _priority(name: str, tally: _Tally, times: dict[str, list[float]]) -> PriorityQuality:
     return PriorityQuality(
         priority=name,
-        incidents=tally.count,
+        incidents=tally.incidents,
         sla_breached=tally.breached,
-        sla_breach_rate=rate(tally.breached, tally.count),
+        sla_breach_rate=rate(tally.breached, tally.incidents),
         ack_sla_breached=tally.ack_breached,
         resolve_sla_breached=tally.resolve_breached,
-        mttr=_durations(tally.resolve_times),
+        mttr=_durations(times.get(name, [])),
     )
 
 
-def _by_rule(facts: Sequence[_Fact], jobs: _JobTally) -> list[tuple[str, _Tally]]:
-    tallies: dict[str, _Tally] = defaultdict(_Tally)
-    for fact in facts:
-        tallies[fact.rule].add(fact)
-    for rule in (*jobs.ran, *jobs.held_back):
-        tallies.setdefault(rule, _Tally())
-    return sorted(tallies.items(), key=lambda item: (-item[1].count, item[0]))
+def _rules(counts: _Counts, times: _ResolveTimes, jobs: _JobTally) -> list[RuleQuality]:
+    names = set(counts.by_rule) | set(jobs.ran) | set(jobs.held_back)
+    tallies = {name: counts.by_rule.get(name, _Tally()) for name in names}
+    ordered = sorted(tallies.items(), key=lambda item: (-item[1].incidents, item[0]))
+    return [_rule(name, tally, times.by_rule.get(name, []), jobs) for name, tally in ordered]
 
 
-def _rule(name: str, tally: _Tally, jobs: _JobTally) -> RuleQuality:
-    resolved = len(tally.resolve_times)
+def _rule(name: str, tally: _Tally, resolve_times: list[float], jobs: _JobTally) -> RuleQuality:
     ran, succeeded = jobs.ran.get(name, 0), jobs.succeeded.get(name, 0)
     return RuleQuality(
         rule=name,
-        incidents=tally.count,
-        resolved=resolved,
+        incidents=tally.incidents,
+        resolved=tally.resolved,
         auto_remediated=tally.auto,
-        auto_remediation_rate=rate(tally.auto, resolved),
+        auto_remediation_rate=rate(tally.auto, tally.resolved),
         escalated=tally.escalated,
-        escalation_rate=rate(tally.escalated, tally.count),
+        escalation_rate=rate(tally.escalated, tally.incidents),
         remediations_run=ran,
         remediations_succeeded=succeeded,
         remediation_success_rate=rate(succeeded, ran),
         remediations_held_back=jobs.held_back.get(name, 0),
-        mttr=_durations(tally.resolve_times),
+        mttr=_durations(resolve_times),
     )
 
 
@@ -287,31 +305,36 @@ def _bucket_size(span: timedelta) -> timedelta:
     return timedelta(days=1) if span <= timedelta(days=92) else timedelta(days=7)
 
 
+def _bucket_index(start: datetime, width: int) -> Callable[[str], int]:
+    """Maps the store's bucket keys (UTC hours or days) to chart buckets of `width` seconds
+    counted from `start` floored to a whole bucket; a key is parsed once."""
+    first = start.timestamp() - start.timestamp() % width
+
+    @cache
+    def index(key: str) -> int:
+        return int((store.bucket_start(key).timestamp() - first) // width)
+
+    return index
+
+
 def _series(
-    facts: Sequence[_Fact], start: datetime, end: datetime, size: timedelta
+    counts: _Counts, times: _ResolveTimes, start: datetime, end: datetime, width: int
 ) -> list[Bucket]:
     """Counts per bucket, aligned to whole hours / UTC days so charts line up across periods."""
-    width = size.total_seconds()
-    first = _floor(start, width)
-    count = max(1, int(-(-(end.timestamp() - first) // width)))
-    tallies = [_Tally() for _ in range(count)]
-    for fact in facts:
-        index = int((fact.opened - first) // width)
-        if 0 <= index < count:
-            tallies[index].add(fact)
-    return [
-        Bucket(
-            start=datetime.fromtimestamp(first + i * width, UTC),
-            opened=tally.count,
-            auto_remediated=tally.auto,
-            escalated=tally.escalated,
-            resolved=len(tally.resolve_times),
-            mttr_median_seconds=_round(percentile(sorted(tally.resolve_times), 0.5)),
+    first = start.timestamp() - start.timestamp() % width
+    buckets = max(1, int(-(-(end.timestamp() - first) // width)))
+    series = []
+    for index in range(buckets):
+        tally = counts.by_bucket.get(index, _Tally())
+        median = percentile(sorted(times.by_bucket.get(index, [])), 0.5)
+        series.append(
+            Bucket(
+                start=datetime.fromtimestamp(first + index * width, UTC),
+                opened=tally.incidents,
+                auto_remediated=tally.auto,
+                escalated=tally.escalated,
+                resolved=tally.resolved,
+                mttr_median_seconds=_round(median),
+            )
         )
-        for i, tally in enumerate(tallies)
-    ]
-
-
-def _floor(moment: datetime, width: float) -> float:
-    seconds = moment.timestamp()
-    return seconds - seconds % width
+    return series

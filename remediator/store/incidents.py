@@ -73,6 +73,11 @@ def update_incident(conn: Connection, incident_id: int, values: dict[str, Any]) 
     conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**values))
 
 
+def seconds_since(opened_at: datetime, now: datetime) -> float:
+    """The value of `response_seconds` / `resolve_seconds` for something happening `now`."""
+    return max((now - opened_at).total_seconds(), 0.0)
+
+
 def mark_first(conn: Connection, incident_id: int, column: str, now: datetime) -> None:
     """Set `paged_at` or `escalated_at` the first time it happens; later calls keep it."""
     target = incidents.c[column]

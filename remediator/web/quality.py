@@ -60,7 +60,7 @@ async def _report(request: web.Request) -> QualityReport:
     start, end = parse_period(
         request.query.get("from") or None, request.query.get("to") or None, datetime.now(UTC)
     )
-    return await request.app[appkeys.DATABASE].read(lambda conn: build_report(conn, start, end))
+    return await build_report(request.app[appkeys.DATABASE], start, end)
 
 
 def _form(request: web.Request, report: QualityReport | None) -> dict[str, str]:

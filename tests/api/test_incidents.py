@@ -102,6 +102,8 @@ async def test_acknowledge_then_resolve_by_hand(make_client: ClientFactory) -> N
     assert body["state"] == "acknowledged"
     assert body["acknowledged_by"] == "anonymous"
     assert body["timeline"][-1]["message"] == "acknowledged by anonymous: looking"
+    responded = body["response_seconds"]
+    assert responded is not None
     again = await client.post(f"{url}/ack")
     assert again.status == 409
     assert "acknowledged" in (await again.json())["error"]
@@ -112,6 +114,9 @@ async def test_acknowledge_then_resolve_by_hand(make_client: ClientFactory) -> N
         "resolved by anonymous: disk cleaned",
         "human",
     )
+    # The first response was the acknowledgement; resolving later does not move it.
+    assert body["response_seconds"] == responded
+    assert body["resolve_seconds"] >= responded
     last = body["timeline"][-1]
     assert (last["from_state"], last["to_state"], last["actor_type"]) == (
         "acknowledged",

@@ -128,6 +128,8 @@ async def test_a_fixed_fault_ends_auto_remediated(
         None,
         None,
     )
+    assert incident["response_seconds"] is None  # no human had to respond
+    assert incident["resolve_seconds"] > 0
     kinds = [entry["kind"] for entry in incident["timeline"]]
     assert "remediation_queued" in kinds
     assert "action_succeeded" in kinds

@@ -24,7 +24,7 @@ from tests.quality_history import (
 async def _report(database: Database, start_text: str = FROM, end_text: str = TO) -> QualityReport:
     await database.write(load_history)
     start, end = parse_period(start_text, end_text, datetime.now(UTC))
-    return await database.read(lambda conn: build_report(conn, start, end))
+    return await build_report(database, start, end)
 
 
 def _close(actual: dict[str, Any], expected: dict[str, Any]) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -43,15 +44,24 @@ async def test_0008_reads_the_quality_facts_of_older_incidents_from_their_histor
         await migrate.upgrade(database)
     rows = await database.read(
         lambda conn: conn.execute(
-            text("SELECT id, resolution, paged_at IS NOT NULL, escalated_at IS NOT NULL"
-                 " FROM incidents ORDER BY id")
+            text("SELECT id, resolution, paged_at IS NOT NULL, escalated_at IS NOT NULL,"
+                 " resolve_seconds, response_seconds FROM incidents ORDER BY id")
         ).all()
     )  # fmt: skip
-    assert [tuple(row) for row in rows] == [
+    assert [tuple(row[:4]) for row in rows] == [
         (1, "automation", False, False),
         (2, "human", True, True),
         (3, "alert", True, True),  # no rule matched: paged at once, the alert went away
         (4, None, False, False),
+    ]
+    # Durations from the stored times: resolved 1, 2, 3 minutes after opening; only 2 was
+    # resolved by a human (its first response); 4 is still open.
+    durations = [(row[4], row[5]) for row in rows]
+    assert durations == [
+        (pytest.approx(60), None),
+        (pytest.approx(120), pytest.approx(120)),
+        (pytest.approx(180), None),
+        (None, None),
     ]
 
 
@@ -74,7 +84,9 @@ def _old_history(conn: Connection) -> None:
             incidents.insert().values(
                 id=ident, key=f"k{ident}", rule=rule, state="resolved", priority="P2",
                 base_priority="P2", title="t", labels={}, annotations={}, opened_at=_NOW,
-                updated_at=_NOW, resolved_at=None if ident == 4 else _NOW, ack_due_at=_NOW,
+                updated_at=_NOW,
+                resolved_at=None if ident == 4 else _NOW + timedelta(minutes=ident),
+                ack_due_at=_NOW,
                 resolve_due_at=_NOW,
             )
         )  # fmt: skip

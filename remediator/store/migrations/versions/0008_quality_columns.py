@@ -23,9 +23,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('paged_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('escalated_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('resolution', sa.String(length=16), nullable=True))
-        batch_op.create_index(batch_op.f('ix_incidents_opened_at'), ['opened_at'], unique=False)
+        batch_op.add_column(sa.Column('response_seconds', sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column('resolve_seconds', sa.Float(), nullable=True))
+        batch_op.create_index('ix_incidents_quality', ['opened_at', 'priority', 'rule', 'resolution', 'resolve_seconds', 'response_seconds', 'paged_at', 'escalated_at', 'ack_breached_at', 'resolve_breached_at', 'previous_incident_id'], unique=False)
     with op.batch_alter_table('remediation_jobs', schema=None) as batch_op:
         batch_op.create_index('ix_remediation_jobs_rule_id', ['rule', 'id'], unique=False)
+        batch_op.create_index('ix_remediation_jobs_quality', ['created_at', 'rule', 'state', 'dry_run'], unique=False)
     # Incidents from before this revision: the same facts, read back from their history.
     op.execute(
         "UPDATE incidents SET paged_at = (SELECT min(e.started_at) FROM escalations e"
@@ -49,13 +52,27 @@ def upgrade() -> None:
         " ELSE 'alert' END"
         " WHERE resolved_at IS NOT NULL"
     )
+    seconds = (
+        "extract(epoch from ({end} - opened_at))"
+        if op.get_bind().dialect.name == "postgresql"
+        else "(julianday({end}) - julianday(opened_at)) * 86400.0"
+    )
+    op.execute(f"UPDATE incidents SET resolve_seconds = {seconds.format(end='resolved_at')}")
+    response = (
+        "CASE WHEN acknowledged_at IS NOT NULL THEN acknowledged_at"
+        " WHEN resolution = 'human' THEN resolved_at END"
+    )
+    op.execute(f"UPDATE incidents SET response_seconds = {seconds.format(end=response)}")
 
 
 def downgrade() -> None:
     with op.batch_alter_table('remediation_jobs', schema=None) as batch_op:
+        batch_op.drop_index('ix_remediation_jobs_quality')
         batch_op.drop_index('ix_remediation_jobs_rule_id')
     with op.batch_alter_table('incidents', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_incidents_opened_at'))
+        batch_op.drop_index('ix_incidents_quality')
+        batch_op.drop_column('resolve_seconds')
+        batch_op.drop_column('response_seconds')
         batch_op.drop_column('resolution')
         batch_op.drop_column('escalated_at')
         batch_op.drop_column('paged_at')
