@@ -38,7 +38,6 @@ import random
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -71,6 +70,7 @@ from bench.webhook import (
     _progress,
     _session,
     _sqlite_sizes,
+    run_stoppable,
 )
 from remediator.config import DEFAULT_SLA
 from remediator.incidents.priority import Priority
@@ -1142,23 +1142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = shlex.join([sys.executable, "-m", "bench.dashboard", *arguments])
     outcome = Outcome(command=command, loadavg_before=_loadavg())
 
-    async def guarded() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        await bench(outcome, args)
-
-    try:
-        asyncio.run(guarded())
-    except KeyboardInterrupt:
-        print("\ninterrupted: the server was stopped and the temp files removed", file=sys.stderr)
-        return 130
-    except asyncio.CancelledError:
-        print("\nterminated: the server was stopped and the temp files removed", file=sys.stderr)
-        return 143
-    except BenchError as exc:
-        print(f"dashboard bench: {exc}", file=sys.stderr)
-        return 1
+    failed = run_stoppable(lambda: bench(outcome, args), "dashboard bench")
+    if failed is not None:
+        return failed
     outcome.loadavg_after = _loadavg()
     table, data = summarize(outcome, args)
     print(table, flush=True)

@@ -41,7 +41,7 @@ import time
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1351,19 +1351,15 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error("--duplicates must be in [0, 1)")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    _check_args(parser, args)
-    command = shlex.join([sys.executable, "-m", "bench.webhook", *(argv or sys.argv[1:])])
-    run = Run(args=args, command=command, loadavg_before=_loadavg())
+def run_stoppable(bench: Callable[[], Awaitable[None]], name: str) -> int | None:
+    """Run `bench()` so that Ctrl-C and SIGTERM stop the server and remove the temp files
+    (its own cleanup runs); the exit status on a stop or a BenchError, None when it ran."""
 
     async def guarded() -> None:
         task = asyncio.current_task()
         assert task is not None
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
-        await bench(run)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        await bench()
 
     try:
         asyncio.run(guarded())
@@ -1374,8 +1370,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\nterminated: the server was stopped and the temp files removed", file=sys.stderr)
         return 143
     except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
+        print(f"{name}: {exc}", file=sys.stderr)
         return 1
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
+    command = shlex.join([sys.executable, "-m", "bench.webhook", *(argv or sys.argv[1:])])
+    run = Run(args=args, command=command, loadavg_before=_loadavg())
+
+    failed = run_stoppable(lambda: bench(run), "bench")
+    if failed is not None:
+        return failed
     run.loadavg_after = _loadavg()
     table, data = summarize(run)
     print(table, flush=True)

@@ -142,13 +142,15 @@ def _alerting(alertmanager: str) -> dict[str, Any]:
     return {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
 
 
-def prometheus_config(target: str, alertmanager: str | None, rule_file: Path) -> str:
-    """Scrape `target` and send alerts to `alertmanager` (host:port each; None: nowhere yet),
-    every second."""
+def prometheus_config(
+    target: str, alertmanager: str | None, rule_file: Path | None, job: str = "node"
+) -> str:
+    """Scrape `target` as `job` and send alerts to `alertmanager` (host:port each; None:
+    nowhere yet), every second."""
     config: dict[str, Any] = {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
-        "rule_files": [str(rule_file)],
-        "scrape_configs": [{"job_name": "node", "static_configs": [{"targets": [target]}]}],
+        "rule_files": [str(rule_file)] if rule_file is not None else [],
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]}],
     }
     if alertmanager is not None:
         config["alerting"] = _alerting(alertmanager)
@@ -161,19 +163,23 @@ async def start_prometheus(
     *,
     target: str,
     alertmanager: str | None,
-    alert_rules: str,
+    alert_rules: str | None,
     http: aiohttp.ClientSession,
+    job: str = "node",
 ) -> Prometheus:
-    """A Prometheus with `alert_rules` (a rule file's text), in `workdir`, ready.
+    """A Prometheus scraping `target` as `job`, with `alert_rules` (a rule file's text, or
+    None), in `workdir`, ready.
 
     With `alertmanager` None it evaluates its rules but sends alerts nowhere until
     `send_alerts_to`.
     """
     workdir.mkdir()
-    rule_file = workdir / "alerts.yml"
-    rule_file.write_text(textwrap.dedent(alert_rules))
+    rule_file = None
+    if alert_rules is not None:
+        rule_file = workdir / "alerts.yml"
+        rule_file.write_text(textwrap.dedent(alert_rules))
     config_path = workdir / "prometheus.yml"
-    config_path.write_text(prometheus_config(target, alertmanager, rule_file))
+    config_path.write_text(prometheus_config(target, alertmanager, rule_file, job))
 
     def command(address: str) -> list[str]:
         return [

@@ -23,7 +23,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 from prometheus_client import CollectorRegistry
 
 from remediator.metrics import Metrics
@@ -34,11 +33,10 @@ from tests.e2e.conftest import (
     Daemon,
     Launcher,
     Service,
-    start_daemon,
     stop_daemon,
     wait_for,
 )
-from tests.e2e.prometheus import PROMETHEUS, host_port, installed
+from tests.e2e.prometheus import PROMETHEUS, host_port, installed, start_prometheus
 
 DASHBOARD = Path(__file__).resolve().parents[3] / "integrations" / "grafana" / "remediator.json"
 DATASOURCE = "${datasource}"
@@ -163,33 +161,6 @@ def test_every_exported_metric_has_a_panel() -> None:
 # -- every query on a real Prometheus scraping a real remediator ----------------------------
 
 
-def prometheus_config(target: str) -> str:
-    return yaml.safe_dump(
-        {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [target]}]}],
-        }
-    )
-
-
-async def start_prometheus(
-    binary: str, workdir: Path, target: str, http: aiohttp.ClientSession
-) -> Daemon:
-    workdir.mkdir()
-    config_path = workdir / "prometheus.yml"
-    config_path.write_text(prometheus_config(target))
-
-    def command(address: str) -> list[str]:
-        return [
-            binary,
-            f"--config.file={config_path}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address={address}",
-        ]
-
-    return await start_daemon("Prometheus", command, workdir / "prometheus.log", http)
-
-
 async def query(http: aiohttp.ClientSession, prometheus: Daemon, expr: str) -> dict[str, Any]:
     """Prometheus' whole answer to an instant query, errors included (not raised)."""
     async with http.get(prometheus.url + "/api/v1/query", params={"query": expr}) as response:
@@ -233,7 +204,17 @@ async def test_every_panel_query_runs_on_a_real_prometheus(tmp_path: Path) -> No
             service = await launcher.start()
             await send_alerts(service)
             target = host_port(service.url)
-            prometheus = await start_prometheus(binary, tmp_path / "prometheus", target, http)
+            prometheus = (
+                await start_prometheus(
+                    binary,
+                    tmp_path / "prometheus",
+                    target=target,
+                    alertmanager=None,
+                    alert_rules=None,
+                    http=http,
+                    job=JOB,
+                )
+            ).daemon
             try:
                 await check_queries(http, prometheus, target)
             finally:
