@@ -115,11 +115,9 @@ async def build_report(db: Database, start: datetime, end: datetime) -> QualityR
     index = _bucket_index(start, width)
 
     def read(conn: Connection) -> QualityReport:
-        counts = _Counts.of(store.outcome_counts(conn, start, end, width), index)
-        times = _ResolveTimes.of(store.resolve_times(conn, start, end, width), index)
-        responses = [max(s, 0.0) for s in store.response_times(conn, start, end)]
+        groups = _Groups.of(store.outcomes(conn, start, end, width), index)
         jobs = _JobTally.of(store.job_counts(conn, start, end))
-        return _assemble(start, end, width, counts, times, responses, jobs)
+        return _assemble(start, end, width, groups, groups.times, groups.responses, jobs)
 
     return await db.read(read)
 
@@ -128,7 +126,7 @@ def _assemble(
     start: datetime,
     end: datetime,
     width: int,
-    counts: _Counts,
+    counts: _Groups,
     times: _ResolveTimes,
     responses: list[float],
     jobs: _JobTally,
@@ -188,43 +186,50 @@ class _Tally:
 
 
 @dataclass(slots=True)
-class _Counts:
-    every: _Tally = field(default_factory=_Tally)
-    by_priority: dict[str, _Tally] = field(default_factory=lambda: defaultdict(_Tally))
-    by_rule: dict[str, _Tally] = field(default_factory=lambda: defaultdict(_Tally))
-    by_bucket: dict[int, _Tally] = field(default_factory=lambda: defaultdict(_Tally))
-
-    @classmethod
-    def of(cls, rows: Iterable[tuple[Any, ...]], index: Callable[[str], int]) -> _Counts:
-        counts = cls()
-        for priority, rule, bucket, *values in rows:
-            numbers = tuple(int(v or 0) for v in values)
-            counts.every.add(numbers)
-            counts.by_priority[priority].add(numbers)
-            counts.by_rule[rule if rule is not None else UNMATCHED].add(numbers)
-            counts.by_bucket[index(bucket)].add(numbers)
-        return counts
-
-
-@dataclass(slots=True)
 class _ResolveTimes:
+    """Seconds from opening to resolution, grouped as the report shows them."""
+
     every: list[float] = field(default_factory=list)
     by_priority: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     by_rule: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     by_bucket: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
 
+
+@dataclass(slots=True)
+class _Groups:
+    """The store's groups of incidents folded into the report's: all, per priority, per rule,
+    per bucket; with their resolution times, and the response times of all."""
+
+    every: _Tally = field(default_factory=_Tally)
+    by_priority: dict[str, _Tally] = field(default_factory=lambda: defaultdict(_Tally))
+    by_rule: dict[str, _Tally] = field(default_factory=lambda: defaultdict(_Tally))
+    by_bucket: dict[int, _Tally] = field(default_factory=lambda: defaultdict(_Tally))
+    times: _ResolveTimes = field(default_factory=_ResolveTimes)
+    responses: list[float] = field(default_factory=list)
+
     @classmethod
-    def of(cls, rows: Iterable[tuple[Any, ...]], index: Callable[[str], int]) -> _ResolveTimes:
-        times = cls()
-        every, by_priority = times.every.append, times.by_priority
-        by_rule, by_bucket = times.by_rule, times.by_bucket
-        for priority, rule, bucket, seconds in rows:
-            value = seconds if seconds > 0 else 0.0
-            every(value)
-            by_priority[priority].append(value)
-            by_rule[rule if rule is not None else UNMATCHED].append(value)
-            by_bucket[index(bucket)].append(value)
-        return times
+    def of(cls, found: Iterable[store.Outcomes], index: Callable[[str], int]) -> _Groups:
+        groups = cls()
+        times = groups.times
+        for group in found:
+            rule = group.rule if group.rule is not None else UNMATCHED
+            bucket = index(group.bucket)
+            for tally in (
+                groups.every,
+                groups.by_priority[group.priority],
+                groups.by_rule[rule],
+                groups.by_bucket[bucket],
+            ):
+                tally.add(group.counts)
+            for seconds in (
+                times.every,
+                times.by_priority[group.priority],
+                times.by_rule[rule],
+                times.by_bucket[bucket],
+            ):
+                seconds.extend(group.resolve_seconds)
+            groups.responses.extend(group.response_seconds)
+        return groups
 
 
 @dataclass(slots=True)
@@ -274,7 +279,7 @@ def _priority(name: str, tally: _Tally, times: dict[str, list[float]]) -> Priori
     )
 
 
-def _rules(counts: _Counts, times: _ResolveTimes, jobs: _JobTally) -> list[RuleQuality]:
+def _rules(counts: _Groups, times: _ResolveTimes, jobs: _JobTally) -> list[RuleQuality]:
     names = set(counts.by_rule) | set(jobs.ran) | set(jobs.held_back)
     tallies = {name: counts.by_rule.get(name, _Tally()) for name in names}
     ordered = sorted(tallies.items(), key=lambda item: (-item[1].incidents, item[0]))
@@ -318,7 +323,7 @@ def _bucket_index(start: datetime, width: int) -> Callable[[str], int]:
 
 
 def _series(
-    counts: _Counts, times: _ResolveTimes, start: datetime, end: datetime, width: int
+    counts: _Groups, times: _ResolveTimes, start: datetime, end: datetime, width: int
 ) -> list[Bucket]:
     """Counts per bucket, aligned to whole hours / UTC days so charts line up across periods."""
     first = start.timestamp() - start.timestamp() % width

@@ -1,15 +1,14 @@
-"""The reads the quality report makes, shaped so that the database does the counting.
+"""The reads the quality report makes, shaped so that the database does the work.
 
-Large results are taken straight from the driver (see `_plain`). Durations are the
-incidents' stored `response_seconds` / `resolve_seconds`, so no date arithmetic runs per row;
-every column read is in the covering index `ix_incidents_quality`.
-
-Counts come back already grouped (by priority, rule and chart bucket); only the durations
-that percentiles need come back one per incident, as plain numbers.
+One grouped pass over the covering index `ix_incidents_quality` counts and collects the
+durations; durations are the incidents' stored `response_seconds` / `resolve_seconds`, so no
+date arithmetic runs per incident. Results are taken straight from the driver (`_plain`):
+SQLAlchemy's Row objects cost more than these queries.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,17 +20,30 @@ from remediator.store.schema import incidents, remediation_jobs
 _c = incidents.c
 
 
-def outcome_counts(
-    conn: Connection, start: datetime, end: datetime, bucket_seconds: int
-) -> list[tuple[Any, ...]]:
-    """Incidents opened in [start, end), counted per (priority, rule, bucket).
+@dataclass(frozen=True, slots=True)
+class Outcomes:
+    """Incidents opened in a period with the same (priority, rule, bucket): their counts and
+    the durations the percentiles need (unsorted)."""
 
-    Columns: priority, rule, bucket (see `bucket_start`), incidents, escalated, recurred,
-    ack_breached, resolve_breached, breached (either), paged, resolved, auto (resolved by
-    automation).
-    """
+    priority: str
+    rule: str | None
+    bucket: str  # see `bucket_start`
+    counts: tuple[int, ...]  # incidents, escalated, recurred, ack_breached, resolve_breached,
+    # breached (either), paged, resolved, auto (resolved by automation)
+    resolve_seconds: list[float]
+    response_seconds: list[float]  # of those that paged a human and got a response
+
+
+def outcomes(
+    conn: Connection, start: datetime, end: datetime, bucket_seconds: int
+) -> list[Outcomes]:
+    """Incidents opened in [start, end), grouped per (priority, rule, bucket), in one pass
+    over the covering index: the database counts, and hands each group's durations over as
+    one list (SQLite: a comma-joined text; PostgreSQL: an array), so no row per incident
+    reaches Python."""
     bucket = _bucket(conn, bucket_seconds).label("bucket")
     automation = case((_c.resolution == "automation", 1))  # NULL otherwise: not counted
+    paged_response = case((_c.paged_at.is_not(None), _c.response_seconds))
     statement = (
         select(
             _c.priority,
@@ -47,34 +59,43 @@ def outcome_counts(
             func.count(_c.paged_at),
             func.count(_c.resolve_seconds),
             func.count(automation),
+            _collect(conn, _c.resolve_seconds),
+            _collect(conn, paged_response),
         )
-        .where(_c.opened_at >= start, _c.opened_at < end)
+        .where(*_opened_within(start, end))
         .group_by(bucket, _c.priority, _c.rule)
     )
-    return _plain(conn, statement)
+    return [
+        Outcomes(row[0], row[1], row[2], tuple(row[3:12]), _floats(row[12]), _floats(row[13]))
+        for row in _plain(conn, statement)
+    ]
 
 
-def resolve_times(
-    conn: Connection, start: datetime, end: datetime, bucket_seconds: int
-) -> list[tuple[Any, ...]]:
-    """(priority, rule, bucket, seconds from opening to resolution) of each resolved incident
-    opened in [start, end)."""
-    statement = select(
-        _c.priority, _c.rule, _bucket(conn, bucket_seconds), _c.resolve_seconds
-    ).where(_c.opened_at >= start, _c.opened_at < end, _c.resolve_seconds.is_not(None))
-    return _plain(conn, statement)
-
-
-def response_times(conn: Connection, start: datetime, end: datetime) -> list[float]:
-    """Seconds from opening to the first human response, for incidents opened in [start, end)
-    that paged a human and got one (acknowledged, or resolved by hand)."""
-    statement = select(_c.response_seconds).where(
+def _opened_within(start: datetime, end: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Opened in [start, end), spelled so the range is read from `ix_incidents_quality` in
+    (day, priority, rule) order: the days bound the index range, the times cut its ends."""
+    first, last = (moment.astimezone(UTC).strftime("%Y-%m-%d") for moment in (start, end))
+    return (
+        _c.opened_day >= first,
+        _c.opened_day <= last,
         _c.opened_at >= start,
         _c.opened_at < end,
-        _c.paged_at.is_not(None),
-        _c.response_seconds.is_not(None),
     )
-    return [float(row[0]) for row in _plain(conn, statement)]
+
+
+def _collect(conn: Connection, column: Any) -> Any:
+    """A group's non-NULL values of `column` as one value."""
+    if conn.dialect.name == "postgresql":
+        return func.array_agg(column).filter(column.is_not(None))
+    return func.group_concat(column)  # skips NULLs; REAL prints with 15 significant digits
+
+
+def _floats(values: str | list[float] | None) -> list[float]:
+    if not values:
+        return []
+    if isinstance(values, str):
+        return list(map(float, values.split(",")))
+    return [float(v) for v in values]
 
 
 def job_counts(conn: Connection, start: datetime, end: datetime) -> list[Any]:
@@ -101,11 +122,10 @@ def bucket_start(key: str) -> datetime:
 
 
 def _bucket(conn: Connection, bucket_seconds: int) -> ColumnElement[Any]:
-    """The UTC hour (`2026-11-02 10`) or day (`2026-11-02`) the incident opened in: hours for
-    hourly buckets, days otherwise (weekly buckets are made of days by the caller). Cut from
-    SQLite's stored text, so no date arithmetic runs per row."""
-    hourly = bucket_seconds < 86400
+    """The UTC day (`2026-11-02`, the stored `opened_day`) or, for hourly buckets, hour
+    (`2026-11-02 10`) the incident opened in; weekly buckets are made of days by the caller."""
+    if bucket_seconds >= 86400:
+        return _c.opened_day
     if conn.dialect.name == "postgresql":
-        utc = func.timezone("UTC", _c.opened_at)
-        return func.to_char(utc, "YYYY-MM-DD HH24" if hourly else "YYYY-MM-DD")
-    return func.substr(_c.opened_at, 1, 13 if hourly else 10)
+        return func.to_char(func.timezone("UTC", _c.opened_at), "YYYY-MM-DD HH24")
+    return func.substr(_c.opened_at, 1, 13)  # SQLite stores UTC text: its first 13 characters

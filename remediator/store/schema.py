@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -29,6 +32,12 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+
+def _opened_day(context: Any) -> str:
+    opened: datetime = context.get_current_parameters()["opened_at"]
+    return opened.astimezone(UTC).strftime("%Y-%m-%d")
+
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -69,6 +78,9 @@ incidents = Table(
     Column("alert_count", Integer, nullable=False, default=0),
     Column("firing_count", Integer, nullable=False, default=0),
     Column("opened_at", Timestamp, nullable=False),
+    # The UTC day of opened_at (YYYY-MM-DD), filled in on insert: the quality report groups by
+    # it in index order, which spares the database a sort of every incident of the period.
+    Column("opened_day", String(10), nullable=False, default=_opened_day),
     Column("updated_at", Timestamp, nullable=False),
     Column("acknowledged_at", Timestamp),
     Column("acknowledged_by", String(255)),
@@ -112,9 +124,10 @@ incidents = Table(
     # index lets it skip the wide rows (labels, annotations) entirely.
     Index(
         "ix_incidents_quality",
-        "opened_at",
+        "opened_day",
         "priority",
         "rule",
+        "opened_at",
         "resolution",
         "resolve_seconds",
         "response_seconds",
@@ -192,8 +205,9 @@ remediation_jobs = Table(
     # A resolved alert cancels its queued jobs: found by fingerprint, however many are queued.
     Index("ix_remediation_jobs_fingerprint_state", "fingerprint", "state"),
     Index("ix_remediation_jobs_incident_id", "incident_id"),
-    # The quality report counts a period's jobs per rule and state from this index alone.
-    Index("ix_remediation_jobs_quality", "created_at", "rule", "state", "dry_run"),
+    # The quality report counts a period's jobs per rule and state from this index alone,
+    # in its order (no sort).
+    Index("ix_remediation_jobs_quality", "rule", "state", "dry_run", "created_at"),
     # The dashboard's rules page: each rule's latest jobs.
     Index("ix_remediation_jobs_rule_id", "rule", "id"),
 )

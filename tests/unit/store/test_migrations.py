@@ -11,7 +11,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import column, table, text
 from sqlalchemy.engine import Connection
 
 from remediator.store import migrate
@@ -56,6 +56,10 @@ async def test_0008_reads_the_quality_facts_of_older_incidents_from_their_histor
     ]
     # Durations from the stored times: resolved 1, 2, 3 minutes after opening; only 2 was
     # resolved by a human (its first response); 4 is still open.
+    days = await database.read(
+        lambda conn: conn.execute(text("SELECT DISTINCT opened_day FROM incidents")).all()
+    )
+    assert [tuple(day) for day in days] == [("2026-11-01",)]
     durations = [(row[4], row[5]) for row in rows]
     assert durations == [
         (pytest.approx(60), None),
@@ -77,13 +81,23 @@ async def _run(database: Database, step: Callable[[Config], None]) -> None:
 _NOW = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 
 
+# The incidents table as revision 0007 had it: the columns before 0008, no defaults.
+_ADDED_BY_0008 = {
+    "paged_at", "escalated_at", "resolution", "response_seconds", "resolve_seconds", "opened_day",
+}  # fmt: skip
+_INCIDENTS_0007 = table(
+    "incidents", *(column(c.name, c.type) for c in incidents.c if c.name not in _ADDED_BY_0008)
+)
+
+
 def _old_history(conn: Connection) -> None:
     """Rows as revision 0007 stored them (only its columns)."""
     for ident, rule in ((1, "disk"), (2, "disk"), (3, None), (4, "disk")):
         conn.execute(
-            incidents.insert().values(
+            _INCIDENTS_0007.insert().values(
                 id=ident, key=f"k{ident}", rule=rule, state="resolved", priority="P2",
                 base_priority="P2", title="t", labels={}, annotations={}, opened_at=_NOW,
+                alert_count=1, firing_count=0, recurrence_count=0,
                 updated_at=_NOW,
                 resolved_at=None if ident == 4 else _NOW + timedelta(minutes=ident),
                 ack_due_at=_NOW,

@@ -25,10 +25,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('resolution', sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column('response_seconds', sa.Float(), nullable=True))
         batch_op.add_column(sa.Column('resolve_seconds', sa.Float(), nullable=True))
-        batch_op.create_index('ix_incidents_quality', ['opened_at', 'priority', 'rule', 'resolution', 'resolve_seconds', 'response_seconds', 'paged_at', 'escalated_at', 'ack_breached_at', 'resolve_breached_at', 'previous_incident_id'], unique=False)
+        batch_op.add_column(sa.Column('opened_day', sa.String(length=10), nullable=True))
     with op.batch_alter_table('remediation_jobs', schema=None) as batch_op:
         batch_op.create_index('ix_remediation_jobs_rule_id', ['rule', 'id'], unique=False)
-        batch_op.create_index('ix_remediation_jobs_quality', ['created_at', 'rule', 'state', 'dry_run'], unique=False)
+        batch_op.create_index('ix_remediation_jobs_quality', ['rule', 'state', 'dry_run', 'created_at'], unique=False)
     # Incidents from before this revision: the same facts, read back from their history.
     op.execute(
         "UPDATE incidents SET paged_at = (SELECT min(e.started_at) FROM escalations e"
@@ -63,6 +63,15 @@ def upgrade() -> None:
         " WHEN resolution = 'human' THEN resolved_at END"
     )
     op.execute(f"UPDATE incidents SET response_seconds = {seconds.format(end=response)}")
+    day = (
+        "to_char(opened_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+        if op.get_bind().dialect.name == "postgresql"
+        else "substr(opened_at, 1, 10)"
+    )
+    op.execute(f"UPDATE incidents SET opened_day = {day}")
+    with op.batch_alter_table('incidents', schema=None) as batch_op:
+        batch_op.alter_column('opened_day', existing_type=sa.String(length=10), nullable=False)
+        batch_op.create_index('ix_incidents_quality', ['opened_day', 'priority', 'rule', 'opened_at', 'resolution', 'resolve_seconds', 'response_seconds', 'paged_at', 'escalated_at', 'ack_breached_at', 'resolve_breached_at', 'previous_incident_id'], unique=False)
 
 
 def downgrade() -> None:
@@ -71,6 +80,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_remediation_jobs_rule_id')
     with op.batch_alter_table('incidents', schema=None) as batch_op:
         batch_op.drop_index('ix_incidents_quality')
+        batch_op.drop_column('opened_day')
         batch_op.drop_column('resolve_seconds')
         batch_op.drop_column('response_seconds')
         batch_op.drop_column('resolution')
