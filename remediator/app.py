@@ -29,6 +29,7 @@ from remediator.remediation.executors import create_executors
 from remediator.remediation.runner import RemediationRunner
 from remediator.remediation.verification import close_verifiers, create_verifiers
 from remediator.rules.active import ActiveRules
+from remediator.rules.broadcast import RulesBroadcast
 from remediator.store import migrate
 from remediator.store.database import Database
 from remediator.web.routes import add_dashboard
@@ -181,12 +182,23 @@ def _rules(handle_sighup: bool) -> Callable[[web.Application], AsyncIterator[Non
         if not outcome.ok:
             # Like Prometheus: refuse to start on bad rules rather than run without them.
             raise RuleLoadError(list(outcome.problems))
+        broadcast = RulesBroadcast(app[appkeys.DATABASE], app[appkeys.CONFIG].database_url, active)
+        app[appkeys.RULES_BROADCAST] = broadcast
+        broadcast.start()
         loop = asyncio.get_running_loop()
-        if handle_sighup:
+        reloads: set[asyncio.Task[object]] = set()
+
+        def on_sighup() -> None:
             # As Prometheus does; the file reading runs in a worker thread, not on the loop.
-            loop.add_signal_handler(signal.SIGHUP, loop.run_in_executor, None, active.reload)
+            task = loop.create_task(broadcast.reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        if handle_sighup:
+            loop.add_signal_handler(signal.SIGHUP, on_sighup)
         yield
         if handle_sighup:
             loop.remove_signal_handler(signal.SIGHUP)
+        await broadcast.stop()
 
     return ctx

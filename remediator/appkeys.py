@@ -11,12 +11,14 @@ from remediator.metrics import Metrics
 from remediator.plugins import Channel
 from remediator.remediation.runner import RemediationRunner
 from remediator.rules.active import ActiveRules
+from remediator.rules.broadcast import RulesBroadcast
 from remediator.store.database import Database
 
 CONFIG = web.AppKey("config", Config)
 METRICS = web.AppKey("metrics", Metrics)
 DATABASE = web.AppKey("database", Database)
 RULES = web.AppKey("rules", ActiveRules)
+RULES_BROADCAST = web.AppKey("rules_broadcast", RulesBroadcast)
 COMMITTER = web.AppKey("committer", GroupCommitter)
 RUNNER = web.AppKey("remediation_runner", RemediationRunner)
 CHANNELS = web.AppKey("channels", dict[str, Channel])

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 if TYPE_CHECKING:
     from remediator.incidents.ingest import IngestResult
@@ -99,6 +99,11 @@ class Metrics:
             registry=r,
         )
         self.rules_loaded = Gauge("remediator_rules_loaded", "Rules currently active.", registry=r)
+        self.rules_version = Info(
+            "remediator_rules_version",
+            "The version (hash of the rule files) of the rules this replica runs.",
+            registry=r,
+        )
         self.rules_last_reload_success = Gauge(
             "remediator_rules_last_reload_success",
             "Whether the last rule reload succeeded (1) or kept the old rules (0).",

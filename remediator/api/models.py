@@ -210,6 +210,9 @@ class RuleSummary(BaseModel):
 
 
 class RuleList(BaseModel):
+    version: str = Field(
+        description="hash of the rule files this replica runs: replicas that agree run the same"
+    )
     rules: list[RuleSummary]
     files: list[str]
     last_reload_ok: bool
@@ -218,6 +221,7 @@ class RuleList(BaseModel):
 
 class ReloadResult(BaseModel):
     ok: bool
+    version: str = Field(description="the rules version in force after the reload")
     rules: int
     problems: list[str]
 

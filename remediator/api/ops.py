@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime
 
@@ -102,9 +101,12 @@ async def _guard_gauges(request: web.Request) -> None:
 @requires(Role.admin)
 async def reload(request: web.Request) -> web.Response:
     """Reload rule files, as Prometheus' /-/reload does; a bad file keeps the old rules."""
-    # Reading and compiling rule files is blocking work: keep it off the event loop.
-    outcome = await asyncio.to_thread(request.app[appkeys.RULES].reload)
+    # Off the event loop; on PostgreSQL the other replicas hear of it and reload too.
+    outcome = await request.app[appkeys.RULES_BROADCAST].reload()
     body = ReloadResult(
-        ok=outcome.ok, rules=outcome.rules, problems=[str(p) for p in outcome.problems]
+        ok=outcome.ok,
+        version=outcome.version,
+        rules=outcome.rules,
+        problems=[str(p) for p in outcome.problems],
     )
     return json_body(body.model_dump(mode="json"), status=200 if outcome.ok else 400)

@@ -16,6 +16,7 @@ async def list_rules(request: web.Request) -> web.Response:
     active = request.app[appkeys.RULES]
     rule_set = active.current
     body = RuleList(
+        version=rule_set.version,
         rules=[
             RuleSummary.model_validate(
                 {

@@ -21,6 +21,7 @@ class ReloadOutcome:
     ok: bool
     rules: int
     problems: tuple[Problem, ...] = ()
+    version: str = ""  # of the rules in force after the reload
 
 
 class ActiveRules:
@@ -56,11 +57,19 @@ class ActiveRules:
                     len(self._current.rules),
                     problem,
                 )
-            return ReloadOutcome(False, len(self._current.rules), self.last_problems)
+            return ReloadOutcome(
+                False, len(self._current.rules), self.last_problems, self._current.version
+            )
         self._current = rule_set
         self.last_problems = ()
         self._metrics.rules_last_reload_success.set(1)
         self._metrics.rules_last_reload_timestamp.set(time.time())
         self._metrics.rules_loaded.set(len(rule_set.rules))
-        log.info("loaded %d rules from %d files", len(rule_set.rules), len(rule_set.files))
-        return ReloadOutcome(True, len(rule_set.rules))
+        self._metrics.rules_version.info({"version": rule_set.version})
+        log.info(
+            "loaded %d rules from %d files (version %s)",
+            len(rule_set.rules),
+            len(rule_set.files),
+            rule_set.version,
+        )
+        return ReloadOutcome(True, len(rule_set.rules), version=rule_set.version)

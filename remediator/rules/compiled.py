@@ -124,6 +124,7 @@ class RuleSet:
 
     rules: tuple[CompiledRule, ...]
     files: tuple[str, ...]
+    version: str = "none"  # see rules.loader.rules_version
 
     def match(self, labels: Mapping[str, str], status: str) -> list[CompiledRule]:
         """Rules for an alert in `status` ("firing"/"resolved"), as Alertmanager routes do.

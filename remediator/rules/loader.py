@@ -9,8 +9,9 @@ nothing, a file that cannot be read).
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -40,6 +41,7 @@ class RuleFilePath:
 
 @dataclass(slots=True)
 class _FileResult:
+    text: str = ""
     rules: list[CompiledRule] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     names: list[tuple[str, str, int]] = field(default_factory=list)  # name, file, line
@@ -71,7 +73,19 @@ def check_rule_files(
     if problems:
         return None, problems
     rules = tuple(rule for result in results for rule in result.rules)
-    return RuleSet(rules=rules, files=tuple(file.shown for file in files)), []
+    shown = tuple(file.shown for file in files)
+    version = rules_version(zip(shown, (result.text for result in results), strict=True))
+    return RuleSet(rules=rules, files=shown, version=version), []
+
+
+def rules_version(files: Iterable[tuple[str, str]]) -> str:
+    """A short hash of the rule files' names and contents, in load order: replicas that run
+    the same rules report the same version."""
+    digest = hashlib.sha256()
+    for name, text in files:
+        digest.update(f"{len(name)}:{name}{len(text)}:".encode())
+        digest.update(text.encode())
+    return digest.hexdigest()[:12]
 
 
 def resolve_rule_files(
@@ -119,6 +133,7 @@ def _check_file(file: RuleFilePath) -> _FileResult:
     except (OSError, UnicodeDecodeError) as error:
         result.problems.append(Problem(file.shown, 0, f"cannot read rule file: {error}"))
         return result
+    result.text = text
     try:
         doc = parse_yaml(text)
     except yaml.YAMLError as error:

@@ -41,7 +41,12 @@ from tests.e2e.prometheus import PROMETHEUS, host_port, installed, start_prometh
 DASHBOARD = Path(__file__).resolve().parents[3] / "integrations" / "grafana" / "remediator.json"
 DATASOURCE = "${datasource}"
 JOB = "remediator"
-SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_count", "_sum"),
+    "gauge": ("",),
+    "info": ("_info",),
+}
 # Panels that must show data as soon as remediator has taken a webhook and been scraped twice.
 CORE = ("Alerts received /s", "Webhook requests /s by code", "Open incidents", "Rules loaded")
 FIXTURES = ("crashloop-two-pods-firing.json", "diskfill-firing.json")
