@@ -226,7 +226,7 @@ def test_an_unknown_action_type_points_at_the_type(tmp_path: Path) -> None:
     )
     assert found == [
         "rules.yml:6: rules[0].actions[0].type: unknown action type 'restart-pod'; "
-        "known types: ansible, http, kubernetes, log"
+        "known types: ansible, awx, http, kubernetes, log"
     ]
 
 

@@ -155,14 +155,16 @@ def test_template_syntax_errors_point_at_the_field() -> None:
 def test_an_unknown_action_type_names_the_known_ones() -> None:
     [(loc, msg)] = errors({"rules": [rule(actions=[{"type": "restart-pod", "pod": "p"}])]})
     assert loc == ("rules", 0, "actions", 0, "type")
-    assert msg == "unknown action type 'restart-pod'; known types: ansible, http, kubernetes, log"
+    assert (
+        msg == "unknown action type 'restart-pod'; known types: ansible, awx, http, kubernetes, log"
+    )
 
 
 @pytest.mark.parametrize("action", [{"message": "m"}, "log", None])
 def test_an_action_needs_a_mapping_with_a_type(action: Any) -> None:
     [(loc, msg)] = errors({"rules": [rule(actions=[action])]})
     assert loc == ("rules", 0, "actions", 0)
-    assert "known types: ansible, http, kubernetes, log" in msg
+    assert "known types: ansible, awx, http, kubernetes, log" in msg
 
 
 def test_errors_inside_an_action_keep_their_path() -> None:
@@ -193,7 +195,7 @@ def test_registered_action_kinds_validate_without_touching_the_rule_model(
     parsed = Rule.model_validate(rule(actions=[{"type": "http", "url": "u", "body": "b"}]))
     assert parsed.actions == [HttpAction(type="http", url="u", body="b")]
     [(_loc, msg)] = errors({"rules": [rule(actions=[{"type": "nope"}])]})
-    assert msg == "unknown action type 'nope'; known types: ansible, http, kubernetes, log"
+    assert msg == "unknown action type 'nope'; known types: ansible, awx, http, kubernetes, log"
 
 
 def test_schema_offers_every_action_kind_by_type(http_registered: None) -> None:
@@ -201,7 +203,13 @@ def test_schema_offers_every_action_kind_by_type(http_registered: None) -> None:
     actions = schema["$defs"]["Rule"]["properties"]["actions"]["items"]
     assert actions["discriminator"]["propertyName"] == "type"
     # The core's own kinds and those of the installed executor plugins.
-    assert set(actions["discriminator"]["mapping"]) == {"log", "http", "ansible", "kubernetes"}
+    assert set(actions["discriminator"]["mapping"]) == {
+        "log",
+        "http",
+        "ansible",
+        "awx",
+        "kubernetes",
+    }
     assert schema["$defs"]["LogAction"]["properties"]["type"]["const"] == "log"
 
 
