@@ -14,6 +14,8 @@ WORKDIR /etc/remediator
 COPY rules ./rules
 COPY playbooks ./playbooks
 ENV REMEDIATOR_DATABASE_URL=sqlite+aiosqlite:////var/lib/remediator/remediator.db
+# ansible-runner's per-run files: somewhere the unprivileged user may write.
+ENV REMEDIATOR_REMEDIATION__DATA_DIR=/var/lib/remediator/runs
 USER remediator
 EXPOSE 9095
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:9095/healthz')"
