@@ -11,8 +11,9 @@ is an `action_runs` row and a timeline entry. When the last job of an incident e
 
 The same supervisor claims due PromQL checks (moving each one's next check time is its lease)
 and runs them in tasks of their own, so a slow Prometheus never holds up jobs. It also sweeps
-lapsed leases (a crashed or stopped worker): those jobs become
-`interrupted` and their incident goes to verification, which decides as above.
+lapsed leases (a crashed or stopped worker): those jobs become `interrupted` and their
+incident is escalated at once, saying so. A half-run action is never run again by another
+replica: a playbook cut off mid-way may not be safe to repeat, and only a human can tell.
 """
 
 from __future__ import annotations
@@ -314,7 +315,7 @@ class RemediationRunner:
         job_store.renew(conn, list(self._running), self._owner, self._clock() + self._config.lease)
 
     def _sweep(self, conn: Connection) -> list[Any]:
-        """Interrupted jobs go to verification; verifications past due escalate.
+        """Interrupted jobs escalate their incidents; verifications past due escalate.
 
         Returns the PromQL checks now due, claimed for this process.
         """
@@ -325,7 +326,11 @@ class RemediationRunner:
         self._approvals_expired(conn, now)
         for job in lapsed:
             self._metrics.remediation_jobs.labels(job_store.INTERRUPTED).inc()
-            self._after_job(conn, job.incident_id, job.id, None, now, interrupted=True)
+            why = (
+                "interrupted: the replica running it stopped (its lease lapsed); a half-run "
+                "action is not run again"
+            )
+            self._after_job(conn, job.incident_id, job.id, why, now)
         for incident in incident_store.verifications_due(conn, now):
             self._escalate(conn, incident, _not_verified(incident), now)
         free = MAX_CONCURRENT_CHECKS - len(self._checks)
@@ -557,7 +562,7 @@ class RemediationRunner:
             return  # marked interrupted meanwhile; the sweep handled the incident
         guard_store.end(conn, [job.id], now)  # its targets are free, cooldowns start
         self._metrics.remediation_jobs.labels(state).inc()
-        self._after_job(conn, job.incident_id, job.id, failure, now, interrupted=False)
+        self._after_job(conn, job.incident_id, job.id, failure, now)
 
     def _after_job(
         self,
@@ -566,8 +571,6 @@ class RemediationRunner:
         job_id: int,
         failure: str | None,
         now: datetime,
-        *,
-        interrupted: bool,
     ) -> None:
         incident = incident_store.get_incident(conn, incident_id, lock=True)
         if incident is None or incident.state not in _AUTOMATED:
@@ -589,17 +592,14 @@ class RemediationRunner:
                 resolved=True,
             )
             return
-        self._start_verifying(conn, incident, now, interrupted)
+        self._start_verifying(conn, incident, now)
 
-    def _start_verifying(
-        self, conn: Connection, incident: Any, now: datetime, interrupted: bool
-    ) -> None:
+    def _start_verifying(self, conn: Connection, incident: Any, now: datetime) -> None:
         verify = _verify_of(self._rules(), incident.rule)
         window = verify.window if verify is not None else None
         if window is None:
             window = self._config.verify_resolved_within
-        how = "interrupted (its worker stopped)" if interrupted else "done"
-        intro = f"remediation {how}; verifying within {format_duration(window)}: "
+        intro = f"remediation done; verifying within {format_duration(window)}: "
         if verify is None or verify.promql is None:
             reason = intro + "all alerts must resolve"
             self._transition(conn, incident, _S.verifying, reason, verify_due_at=now + window)
