@@ -39,6 +39,7 @@ from remediator.plugins import Channel, DeliveryFailed, DeliveryResult
 from remediator.store import escalations as store
 from remediator.store import incidents as incident_store
 from remediator.store.database import Database
+from remediator.store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +97,10 @@ class EscalationRunner:
         # crash delays its pages by one lease, not longer). Every poll and whenever woken
         # (a chain changed, a send finished): advance due chains, claim due notifications.
         period = self._config.remediation.poll_interval.total_seconds()
+        outage = OutageLog("escalation supervisor", log, period)
         next_sweep = next_renewal = 0.0
         while True:
+            wait = period
             try:
                 now = time.monotonic()
                 if now >= next_sweep:
@@ -111,12 +114,13 @@ class EscalationRunner:
                 if await self._db.read(self._work_due):
                     await self._db.write(self._advance_due)
                     self._start_sends(await self._db.write(self._claim))
+                outage.succeeded()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database may be briefly unreachable; try again
-                log.exception("escalation supervisor: will retry")
+            except Exception as error:  # the database may be briefly unreachable; try again
+                wait = outage.failed(error)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(period):
+                async with asyncio.timeout(wait):
                     await self._wake.wait()
             self._wake.clear()
 

@@ -55,6 +55,7 @@ from remediator.store import guards as guard_store
 from remediator.store import incidents as incident_store
 from remediator.store import jobs as job_store
 from remediator.store.database import Database
+from remediator.store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -132,6 +133,7 @@ class RemediationRunner:
         # (jobs committed, a worker slot free) only claims. Waking the sweep on every
         # intake commit would add write transactions that SQLite serializes with intake.
         period = min(self._config.poll_interval, self._config.lease / 3).total_seconds()
+        outage = OutageLog("remediation supervisor", log, period)
         next_sweep = 0.0
         while True:
             try:
@@ -139,10 +141,11 @@ class RemediationRunner:
                     next_sweep = time.monotonic() + period
                     await self._sweep_and_renew()
                 await self._claim_and_start()
+                outage.succeeded()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database may be briefly unreachable; try again
-                log.exception("remediation supervisor: will retry")
+            except Exception as error:  # the database may be briefly unreachable; try again
+                next_sweep = time.monotonic() + outage.failed(error)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, next_sweep - time.monotonic())):
                     await self._wake.wait()
