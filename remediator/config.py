@@ -216,6 +216,12 @@ class RemediationConfig(_Strict):
         description="remediation jobs run at once; 0 makes an intake-only replica whose jobs "
         "wait in the database for a replica with workers",
     )
+    max_running_per_rule: int | None = Field(
+        None,
+        ge=1,
+        description="jobs of one rule this replica runs at once (default: half its workers, "
+        "at least 1), so a rule whose actions hang cannot hold up every other incident",
+    )
     lease: Duration = Field(
         timedelta(seconds=60),
         description="a claimed job is renewed this often x3; a job whose lease lapsed "

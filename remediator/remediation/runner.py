@@ -95,6 +95,7 @@ class RemediationRunner:
         self._owner = f"remediator-{uuid.uuid4().hex[:12]}"
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._running_rules: dict[int, str] = {}  # job id → its rule, for max_running_per_rule
         self._verifiers = dict(verifiers or {})
         self._checks: set[asyncio.Task[None]] = set()
         self._on_escalated = on_escalated
@@ -172,7 +173,7 @@ class RemediationRunner:
         lease_until = now + self._config.lease
 
         def claim(conn: Connection) -> list[Any]:
-            claimed = job_store.claim(conn, self._owner, free, now, lease_until)
+            claimed = job_store.claim(conn, self._owner, free, now, lease_until, self._room)
             if claimed:
                 guard_store.lock(conn)  # replicas decide one at a time over the same counts
             return [job for job in claimed if self._admit(conn, job, now)]
@@ -180,7 +181,13 @@ class RemediationRunner:
         for job in await self._write(claim):
             task = asyncio.create_task(self._run_job(job), name=f"remediation-job-{job.id}")
             self._running[job.id] = task
+            self._running_rules[job.id] = job.rule
             task.add_done_callback(functools.partial(self._job_done, job.id))
+
+    def _room(self, rule: str) -> int:
+        """How many more jobs of `rule` this replica may run now (max_running_per_rule)."""
+        cap = self._config.max_running_per_rule or max(1, self._config.workers // 2)
+        return cap - sum(1 for running_rule in self._running_rules.values() if running_rule == rule)
 
     def _admit(self, conn: Connection, job: Any, now: datetime) -> bool:
         """Ask the guards about a claimed job: True = run it; else it is blocked or waits."""
@@ -312,6 +319,7 @@ class RemediationRunner:
 
     def _job_done(self, job_id: int, _task: asyncio.Task[None]) -> None:
         self._running.pop(job_id, None)
+        self._running_rules.pop(job_id, None)
         self._wake.set()  # a worker slot is free
 
     def _renew(self, conn: Connection) -> None:

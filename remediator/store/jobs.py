@@ -7,7 +7,7 @@ marked interrupted by whoever notices first, so no job stays "running" forever.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -79,15 +79,42 @@ def cancel(conn: Connection, ids: Sequence[int], reason: str, now: datetime) -> 
         )
 
 
+# How far past `limit` a claim looks for jobs of rules that still have room.
+_CLAIM_LOOKAHEAD = 10
+
+
 def claim(
-    conn: Connection, owner: str, limit: int, now: datetime, lease_until: datetime
+    conn: Connection,
+    owner: str,
+    limit: int,
+    now: datetime,
+    lease_until: datetime,
+    room: Callable[[str], int] | None = None,
 ) -> list[Row[Any]]:
-    """Take up to `limit` queued jobs, oldest first, for `owner`; return them."""
-    candidates = select(remediation_jobs.c.id).where(remediation_jobs.c.state == QUEUED)
-    candidates = candidates.order_by(remediation_jobs.c.id).limit(limit)
+    """Take up to `limit` queued jobs, oldest first, for `owner`; return them.
+
+    `room(rule)` says how many more jobs of a rule the owner may run now (None: no limit):
+    jobs of a rule without room stay queued, and younger jobs of other rules go first.
+    """
+    c = remediation_jobs.c
+    queued = select(c.id, c.rule).where(c.state == QUEUED).order_by(c.id)
+    picked: list[int] = []
+    left: dict[str, int] = {}
+    for job in conn.execute(queued.limit(limit * _CLAIM_LOOKAHEAD if room else limit)):
+        if room is not None:
+            left.setdefault(job.rule, room(job.rule))
+            if left[job.rule] <= 0:
+                continue
+            left[job.rule] -= 1
+        picked.append(job.id)
+        if len(picked) == limit:
+            break
+    if not picked:
+        return []
+    lock = select(c.id).where(c.id.in_(picked), c.state == QUEUED).order_by(c.id)
     if conn.dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)  # replicas take different jobs
-    ids = [row.id for row in conn.execute(candidates)]
+        lock = lock.with_for_update(skip_locked=True)  # replicas take different jobs
+    ids = [row.id for row in conn.execute(lock)]
     if not ids:
         return []
     conn.execute(

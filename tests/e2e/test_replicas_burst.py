@@ -40,7 +40,9 @@ DELIVERIES = 5  # of each alert: 10,000 in all
 PER_BODY = 40
 IN_FLIGHT = 24
 SETTLE_TIMEOUT = 240.0
-SETTINGS: dict[str, Any] = {"remediation": {"workers": 8, "poll_interval": "100ms"}}
+SETTINGS: dict[str, Any] = {
+    "remediation": {"workers": 8, "max_running_per_rule": 8, "poll_interval": "100ms"}
+}
 
 
 @pytest.fixture
