@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from remediator.rules.active import ActiveRules, ReloadOutcome
 from remediator.store.database import Database
+from remediator.store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +90,14 @@ class RulesBroadcast:
     async def _listen_forever(self) -> None:
         dsn = self._url.set(drivername="postgresql").render_as_string(hide_password=False)
         first = True
+        outage = OutageLog("rules broadcast", log, RECONNECT_SECONDS)
         while True:
             try:
                 connection = await self._connect(dsn)
             except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("rules broadcast: cannot listen (%s); retrying", exc)
-                await asyncio.sleep(RECONNECT_SECONDS)
+                await asyncio.sleep(outage.failed(exc))
                 continue
+            outage.succeeded()
             try:
                 lost = asyncio.Event()
                 connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
