@@ -38,6 +38,7 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.webhook
 	$(BIN)/python -m bench.dashboard
+	$(BIN)/python -m bench.replicas
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
