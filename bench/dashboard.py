@@ -63,7 +63,6 @@ from bench.webhook import (
     UNMATCHED,
     BenchError,
     Server,
-    _finite,
     _loadavg,
     _percentile,
     _proc_status,
@@ -71,6 +70,7 @@ from bench.webhook import (
     _session,
     _sqlite_sizes,
     run_stoppable,
+    write_json,
 )
 from remediator.config import DEFAULT_SLA
 from remediator.incidents.priority import Priority
@@ -1148,12 +1148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcome.loadavg_after = _loadavg()
     table, data = summarize(outcome, args)
     print(table, flush=True)
-    if args.json:
-        text_out = json.dumps(_finite(data), indent=2, default=str)
-        if args.json == "-":
-            print(text_out)
-        else:
-            Path(args.json).write_text(text_out + "\n")
+    write_json(args.json, data)
     return 1 if data["failed"] else 0
 
 

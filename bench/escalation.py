@@ -56,12 +56,12 @@ from bench.webhook import (
     WEBHOOK,
     BenchError,
     Server,
-    _finite,
     _free_port,
     _loadavg,
     _percentile,
     _progress,
     _session,
+    write_json,
 )
 from remediator.escalation.runner import LEASE
 
@@ -953,12 +953,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if status != 0:
         return status
     print(table, flush=True)
-    if args.json:
-        text = json.dumps(_finite(data), indent=2, default=str)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    write_json(args.json, data)
     return 1 if data["failed"] else 0
 
 

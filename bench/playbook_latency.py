@@ -48,10 +48,10 @@ from bench.webhook import (
     WEBHOOK,
     BenchError,
     Server,
-    _finite,
     _loadavg,
     _progress,
     _session,
+    write_json,
 )
 from remediator.store.jobs import ACTIVE_STATES, SUCCEEDED
 
@@ -670,12 +670,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if status != 0:
         return status
     print(table, flush=True)
-    if args.json:
-        text = json.dumps(_finite(data), indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    write_json(args.json, data)
     return 1 if data["failed"] else 0
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import os
 import platform
@@ -56,7 +55,6 @@ from bench.webhook import (
     PhaseStats,
     Server,
     Traffic,
-    _finite,
     _loadavg,
     _own_cpu_seconds,
     _percentile,
@@ -70,6 +68,7 @@ from bench.webhook import (
     run_stoppable,
     scrape,
     server_side,
+    write_json,
 )
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -650,12 +649,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     table, data, failed = summarize(args, results, command, loadavg)
     print(table, flush=True)
-    if args.json:
-        text = json.dumps(_finite(data), indent=2, default=str)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    write_json(args.json, data)
     return 1 if failed else 0
 
 

@@ -1251,6 +1251,17 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def write_json(destination: str | None, data: Any) -> None:
+    """`--json FILE`: every number of the run, as JSON (`-`: standard output)."""
+    if not destination:
+        return
+    text = json.dumps(_finite(data), indent=2, default=str)
+    if destination == "-":
+        print(text)
+    else:
+        Path(destination).write_text(text + "\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.webhook",
@@ -1408,12 +1419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if status in (130, 143):
             return status
         data["failed"] |= status != 0
-    if args.json:
-        text = json.dumps(_finite(data), indent=2, default=str)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    write_json(args.json, data)
     return 1 if data["failed"] else 0
 
 
