@@ -33,6 +33,7 @@ from __future__ import annotations
 import builtins
 import logging
 import os
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -83,6 +84,7 @@ __all__ = [
     "executor_plugins",
     "read_secret",
     "retry_after_seconds",
+    "tls_setting",
     "verifier_plugins",
 ]
 
@@ -422,6 +424,21 @@ def read_secret(
         except OSError as error:
             raise PluginError(f"{what}_file: cannot read {file}: {error.strerror}") from None
     return inline
+
+
+def tls_setting(verify_tls: bool, ca_file: str | Path | None, key: str) -> ssl.SSLContext | bool:
+    """What aiohttp's `ssl=` takes for a plugin's `verify_tls` / `ca_file` settings: False
+    (no verification), True (the system's CAs) or a context trusting `ca_file`. Raises
+    PluginError naming `key` (e.g. "executors.http.ca_file") when the file is unusable, so
+    the service stops at start rather than at the first request."""
+    if not verify_tls:
+        return False
+    if ca_file is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as error:
+        raise PluginError(f"{key} {ca_file}: {error}") from None
 
 
 def checked_http_url(value: str, key: str, hint: str) -> URL:

@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import re
-import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -40,6 +39,7 @@ from remediator.plugins import (
     ExecutorContext,
     PluginError,
     retry_after_seconds,
+    tls_setting,
 )
 
 from .model import AwxSettings
@@ -201,7 +201,7 @@ class AwxExecutor:
 
     def __init__(self, settings: AwxSettings) -> None:
         self._settings = settings
-        self._ssl = _ssl_setting(settings)
+        self._ssl = tls_setting(settings.verify_tls, settings.ca_file, "executors.awx.ca_file")
         self._session: aiohttp.ClientSession | None = None
         self._template_ids: dict[str, int] = {}
         # Tests replace it to see the backoff.
@@ -639,17 +639,6 @@ def _judge(
         }
         return ActionResult(summary=summary, output=output, data=data)
     raise AwxFailed(summary, retryable=False, output=output)
-
-
-def _ssl_setting(settings: AwxSettings) -> ssl.SSLContext | bool:
-    if not settings.verify_tls:
-        return False
-    if settings.ca_file is None:
-        return True
-    try:
-        return ssl.create_default_context(cafile=settings.ca_file)
-    except (OSError, ssl.SSLError) as error:
-        raise PluginError(f"executors.awx.ca_file {settings.ca_file}: {error}") from None
 
 
 def create(context: ExecutorContext) -> AwxExecutor:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import ssl
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 from urllib.parse import unquote, urlsplit
@@ -25,6 +24,7 @@ from remediator.plugins import (
     ActionResult,
     ExecutorContext,
     PluginError,
+    tls_setting,
 )
 
 from .model import DEFAULT_EXPECT_STATUS, HttpSettings, header_name_problem
@@ -148,7 +148,7 @@ class HttpExecutor:
 
     def __init__(self, settings: HttpSettings) -> None:
         self._settings = settings
-        self._ssl = _ssl_setting(settings)
+        self._ssl = tls_setting(settings.verify_tls, settings.ca_file, "executors.http.ca_file")
         self._session: aiohttp.ClientSession | None = None
 
     async def run(self, request: ActionRequest) -> ActionResult:
@@ -269,17 +269,6 @@ def _url_problems(url: str, allowed_hosts: list[str] | None) -> list[str]:
     except ActionFailed as error:
         return [f"http: {error.summary}"]
     return []
-
-
-def _ssl_setting(settings: HttpSettings) -> ssl.SSLContext | bool:
-    if not settings.verify_tls:
-        return False
-    if settings.ca_file is None:
-        return True
-    try:
-        return ssl.create_default_context(cafile=settings.ca_file)
-    except (OSError, ssl.SSLError) as error:
-        raise PluginError(f"executors.http.ca_file {settings.ca_file}: {error}") from None
 
 
 def create(context: ExecutorContext) -> HttpExecutor:

@@ -9,14 +9,13 @@ the next interval.
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 from pydantic import BaseModel
 
-from remediator.plugins import CheckFailed, CheckResult
+from remediator.plugins import CheckFailed, CheckResult, tls_setting
 
 from .model import PrometheusSettings
 
@@ -31,6 +30,8 @@ class PromQLVerifier:
         self._settings = settings
         self._endpoint = str(settings.url).rstrip("/") + "/api/v1/query"
         self._session: aiohttp.ClientSession | None = None
+        # An unusable ca_file stops the service at start, not at the first check.
+        self._ssl = tls_setting(settings.verify_tls, settings.ca_file, "verifiers.promql.ca_file")
 
     async def check(self, query: str) -> CheckResult:
         """Run `query` once; healthy when it returns no series."""
@@ -61,7 +62,7 @@ class PromQLVerifier:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             timeout = aiohttp.ClientTimeout(total=self._settings.timeout.total_seconds())
-            connector = aiohttp.TCPConnector(ssl=_ssl_context(self._settings))
+            connector = aiohttp.TCPConnector(ssl=self._ssl)
             self._session = aiohttp.ClientSession(timeout=timeout, connector=connector)
         return self._session
 
@@ -76,14 +77,6 @@ class PromQLVerifier:
 def create(settings: BaseModel) -> PromQLVerifier:
     assert isinstance(settings, PrometheusSettings)
     return PromQLVerifier(settings)
-
-
-def _ssl_context(settings: PrometheusSettings) -> ssl.SSLContext | bool:
-    if not settings.verify_tls:
-        return False
-    if settings.ca_file is not None:
-        return ssl.create_default_context(cafile=str(settings.ca_file))
-    return True
 
 
 async def _json(response: aiohttp.ClientResponse) -> dict[str, Any]:

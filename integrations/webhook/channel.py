@@ -8,7 +8,6 @@ the same for every attempt of one notification, so a receiver can drop a retry i
 from __future__ import annotations
 
 import json
-import ssl
 import time
 import uuid
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from remediator.plugins import (
     PluginError,
     read_secret,
     retry_after_seconds,
+    tls_setting,
 )
 
 from .model import WebhookSettings
@@ -106,7 +106,7 @@ class WebhookChannel:
     def __init__(self, settings: WebhookSettings, clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
         self._clock = clock
-        self._ssl = _ssl_setting(settings)
+        self._ssl = tls_setting(settings.verify_tls, settings.ca_file, "ca_file")
         self._session: aiohttp.ClientSession | None = None
 
     def secret(self) -> str:
@@ -184,17 +184,6 @@ class WebhookChannel:
         summary = f"{outcome}: {shown}" if shown.strip() else outcome
         retryable = status == 429 or status >= 500
         raise DeliveryFailed(summary, retryable=retryable, retry_after=wait if retryable else None)
-
-
-def _ssl_setting(settings: WebhookSettings) -> ssl.SSLContext | bool:
-    if not settings.verify_tls:
-        return False
-    if settings.ca_file is None:
-        return True
-    try:
-        return ssl.create_default_context(cafile=settings.ca_file)
-    except (OSError, ssl.SSLError) as error:
-        raise PluginError(f"ca_file {settings.ca_file}: {error}") from None
 
 
 def create(settings: BaseModel) -> WebhookChannel:
